@@ -29,6 +29,7 @@ _N_CODE = NUCLEOTIDE_CODE["N"]
 _SEPARATOR = 5
 _INVALID = 255
 _WHITESPACE = b" \t\n\r\v\f"
+KMER_PLACE_VALUES = 4 ** np.arange(KMER - 1, -1, -1)
 
 
 def _code_table(strict: bool) -> bytes:
@@ -67,29 +68,38 @@ def _encode_codes(sequences: Sequence[str], strict: bool) -> tuple[np.ndarray, n
     return np.frombuffer(joined, dtype=np.uint8), lengths
 
 
-def _token_starts_and_ids(codes: np.ndarray, version: str) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean mask of token start positions and the id of the token starting at each position."""
-    size = codes.size
-    positions = np.arange(size)
-    is_n = codes == _N_CODE
-    is_break = is_n | (codes == _SEPARATOR)
-    previous_break = np.maximum.accumulate(np.where(is_break, positions, -1))
-    next_break = np.minimum.accumulate(np.where(is_break, positions, size)[::-1])[::-1]
-    offset_in_run = positions - previous_break - 1
-    run_length = next_break - previous_break - 1
-    kmer_span = run_length - run_length % KMER
-    in_run = ~is_break
-    kmer_start = in_run & (offset_in_run < kmer_span) & (offset_in_run % KMER == 0)
-    single = in_run & (offset_in_run >= kmer_span)
-    starts = kmer_start | single | is_n
+def _runs_repeat(run_starts: np.ndarray, counts: np.ndarray, step: int) -> np.ndarray:
+    """Positions ``start + step * i`` for ``i < count`` of every run, concatenated run after run."""
+    total = int(counts.sum())
+    first_of_run = np.cumsum(counts) - counts
+    return np.repeat(run_starts - step * first_of_run, counts) + step * np.arange(total)
 
-    digits = np.where(codes < _N_CODE, codes, 0).astype(np.int64)
-    padded = np.concatenate([digits, np.zeros(KMER - 1, dtype=np.int64)])
-    kmer_value = np.zeros(size, dtype=np.int64)
-    for shift in range(KMER):
-        kmer_value = kmer_value * 4 + padded[shift : shift + size]
-    ids = np.where(kmer_start, kmer_offset(version) + kmer_value, single_offset(version) + codes.astype(np.int64))
-    return starts, ids
+
+def _tokens(codes: np.ndarray, version: str) -> tuple[np.ndarray, np.ndarray]:
+    """Start position and id of every token, in sequence order, for joined nucleotide codes.
+
+    Runs of A/C/G/T between breaks (N or a sequence separator) are cut into 6-mers from their start; the
+    last ``length % 6`` bases of a run and every N are single-nucleotide tokens.
+    """
+    size = codes.size
+    breaks = np.flatnonzero(codes >= _N_CODE)
+    run_starts = np.concatenate([[0], breaks + 1])
+    run_lengths = np.concatenate([breaks, [size]]) - run_starts
+    kmers_per_run = run_lengths // KMER
+    kmer_starts = _runs_repeat(run_starts, kmers_per_run, KMER)
+    tail_starts = _runs_repeat(run_starts + KMER * kmers_per_run, run_lengths - KMER * kmers_per_run, 1)
+    n_starts = breaks[codes[breaks] == _N_CODE]
+
+    place_values = KMER_PLACE_VALUES.astype(np.int64)
+    kmer_windows = codes[kmer_starts[:, None] + np.arange(KMER)]
+    ids = np.empty(size, dtype=np.int64)
+    ids[kmer_starts] = kmer_offset(version) + kmer_windows @ place_values
+    singles = np.concatenate([tail_starts, n_starts])
+    ids[singles] = single_offset(version) + codes[singles].astype(np.int64)
+    is_start = np.zeros(size, dtype=bool)
+    is_start[kmer_starts] = True
+    is_start[singles] = True
+    return np.flatnonzero(is_start), ids[is_start]
 
 
 def encode_batch(
@@ -112,10 +122,8 @@ def encode_batch(
     vocab = vocabulary(version)
     limit = max_length or DEFAULT_MODEL_MAX_LENGTH[version]
     codes, _ = _encode_codes(sequences, strict)
-    starts, ids = _token_starts_and_ids(codes, version)
-    sequence_of_position = np.cumsum(codes == _SEPARATOR) if codes.size else codes.astype(np.int64)
-    token_ids = ids[starts]
-    token_sequence = sequence_of_position[starts]
+    token_positions, token_ids = _tokens(codes, version)
+    token_sequence = np.searchsorted(np.flatnonzero(codes == _SEPARATOR), token_positions)
     counts = np.bincount(token_sequence, minlength=len(sequences)) + 1  # + <cls>
     too_long = np.flatnonzero(counts > limit)
     if too_long.size and not truncation:
@@ -144,8 +152,7 @@ def token_starts(sequence: str, *, strict: bool = False) -> np.ndarray:
     Positions refer to the sequence after the input policy (whitespace removed).
     """
     codes, _ = _encode_codes([sequence], strict)
-    starts, _ = _token_starts_and_ids(codes, "v2")
-    return np.flatnonzero(starts)
+    return _tokens(codes, "v2")[0]
 
 
 def token_index_of_position(sequence: str, positions: int | Sequence[int] | np.ndarray) -> np.ndarray | int:
@@ -154,12 +161,18 @@ def token_index_of_position(sequence: str, positions: int | Sequence[int] | np.n
     Raises a ValueError for positions outside the sequence.
     """
     starts = token_starts(sequence)
-    length = len(sequence) if not any(c.isspace() for c in sequence) else int(_encode_codes([sequence], False)[1][0])
+    length = (
+        len(sequence)
+        if not any(c.isspace() for c in sequence)
+        else int(_encode_codes([sequence], False)[1][0])
+    )
     wanted = np.asarray(positions, dtype=np.int64)
     outside = np.flatnonzero((wanted < 0) | (wanted >= length))
     if outside.size:
         raise ValueError(
             f"position {int(wanted.flat[outside[0]])} is outside the sequence of length {length} (0-based positions)"
         )
-    index = np.searchsorted(starts, wanted, side="right")  # tokens starting at or before the position, + <cls>
+    index = np.searchsorted(
+        starts, wanted, side="right"
+    )  # tokens starting at or before the position, + <cls>
     return int(index) if index.ndim == 0 else index

@@ -78,7 +78,10 @@ class NTTokenizer(TokenizersBackend):
                 if isinstance(sequence, str):
                     validate_sequence(sequence, strict=self.strict, index=index)
         encoded = super()._encode_plus(text, text_pair, **kwargs)
-        if kwargs.get("truncation_strategy", TruncationStrategy.DO_NOT_TRUNCATE) == TruncationStrategy.DO_NOT_TRUNCATE:
+        if (
+            kwargs.get("truncation_strategy", TruncationStrategy.DO_NOT_TRUNCATE)
+            == TruncationStrategy.DO_NOT_TRUNCATE
+        ):
             self._check_lengths(encoded, kwargs.get("max_length"))
         return encoded
 
@@ -95,7 +98,9 @@ class NTTokenizer(TokenizersBackend):
     def _eventual_warn_about_too_long_sequence(self, ids: list[int], max_length: int | None, verbose: bool):
         """Length errors are raised by ``_check_lengths``; the base class warning would only repeat them."""
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> tuple[str, ...]:
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any
+    ) -> tuple[str, ...]:
         """Save ``tokenizer.json`` and a ``tokenizer_config.json`` naming the generic fast tokenizer class."""
         files = super().save_pretrained(save_directory, *args, **kwargs)
         config_path = os.path.join(save_directory, "tokenizer_config.json")
@@ -108,7 +113,9 @@ class NTTokenizer(TokenizersBackend):
         return files
 
 
-def build_tokenizer(version: str = "v2", *, strict: bool = False, model_max_length: int | None = None) -> NTTokenizer:
+def build_tokenizer(
+    version: str = "v2", *, strict: bool = False, model_max_length: int | None = None
+) -> NTTokenizer:
     """Build the NT tokenizer for the ``"v1"`` or ``"v2"`` id layout.
 
     Args:

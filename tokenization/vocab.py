@@ -118,4 +118,6 @@ def normalize_sequence(text: str) -> str:
     pieces = SPECIAL_TOKEN_PATTERN.split(text)
     specials = SPECIAL_TOKEN_PATTERN.findall(text)
     normalized = [piece.translate(_NORMALIZE_TABLE) for piece in pieces]
-    return "".join(part for pair in itertools.zip_longest(normalized, specials, fillvalue="") for part in pair)
+    return "".join(
+        part for pair in itertools.zip_longest(normalized, specials, fillvalue="") for part in pair
+    )

@@ -1,0 +1,159 @@
+"""`nt tokenize`: tokenize a sequence or a FASTA file (plain, gzip or bgzip) and summarise the tokens."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+KMER_LENGTH = 6
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "tokenize",
+        help="tokenize DNA (a FASTA file or one sequence) with the NT 6-mer tokenizer",
+        description="Tokenize a FASTA file in model-sized chunks and print a summary, or show the tokens of "
+        "one sequence. Lowercase, U and IUPAC letters are normalised unless --strict.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("fasta", nargs="?", type=Path, help="FASTA file (.fa, .fa.gz, bgzip)")
+    source.add_argument("--sequence", help="tokenize this one sequence and print its tokens and ids")
+    parser.add_argument("--version", choices=["v1", "v2"], default="v2", help="id layout (default v2)")
+    parser.add_argument("--strict", action="store_true", help="accept only uppercase A/C/G/T/N")
+    parser.add_argument(
+        "--chunk-bp",
+        type=int,
+        default=None,
+        help="cut records into chunks of this many bp (default: the context)",
+    )
+    parser.add_argument("--out", type=Path, help="write chunks and their ids to this parquet file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.sequence is not None:
+        return _show_sequence(args.sequence, args.version, args.strict)
+    return _summarise_fasta(args)
+
+
+def _show_sequence(sequence: str, version: str, strict: bool) -> int:
+    from tokenization import build_tokenizer
+
+    tokenizer = build_tokenizer(version, strict=strict)
+    ids = tokenizer(sequence, truncation=False)["input_ids"]
+    print("tokens:", " ".join(tokenizer.convert_ids_to_tokens(ids)))
+    print("ids:   ", " ".join(map(str, ids)))
+    return 0
+
+
+def default_chunk_bp(version: str) -> int:
+    """Longest sequence of full 6-mers that fits the context with ``<cls>`` (5,994 bp v1; 12,282 bp v2)."""
+    from tokenization import DEFAULT_MODEL_MAX_LENGTH
+
+    return (DEFAULT_MODEL_MAX_LENGTH[version] - 1) * KMER_LENGTH
+
+
+def iter_chunks(path: Path, chunk_bp: int) -> Iterator[tuple[str, int, str]]:
+    """(record name, 0-based start, sequence) of consecutive chunks of every FASTA record."""
+    import pysam
+
+    if not path.is_file():
+        raise FileNotFoundError(f"FASTA file not found: {path}")
+    try:
+        with pysam.FastxFile(str(path)) as records:
+            for record in records:
+                sequence = record.sequence or ""
+                for start in range(0, max(len(sequence), 1), chunk_bp):
+                    yield record.name, start, sequence[start : start + chunk_bp]
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable FASTA file ({error})") from error
+
+
+def _summarise_fasta(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from tokenization import encode_batch, validate_sequence, vocabulary
+
+    chunk_bp = args.chunk_bp or default_chunk_bp(args.version)
+    vocab = vocabulary(args.version)
+    id_to_token = {index: token for token, index in vocab.items()}
+    token_counts: collections.Counter[int] = collections.Counter()
+    records: set[str] = set()
+    total_bp = chunks = 0
+    rows: list[dict] = []
+    started = time.perf_counter()
+    batch: list[tuple[str, int, str]] = []
+
+    def flush() -> None:
+        nonlocal chunks
+        try:
+            encoded = encode_batch(
+                [seq for _, _, seq in batch], args.version, strict=args.strict, truncation=True
+            )
+        except ValueError:
+            for name, start, sequence in batch:
+                try:
+                    validate_sequence(sequence, strict=args.strict)
+                except ValueError as error:
+                    raise ValueError(
+                        f"{args.fasta}: record {name!r}, chunk starting at {start}: {error}"
+                    ) from None
+            raise
+        for (name, start, sequence), ids, mask in zip(
+            batch, encoded["input_ids"], encoded["attention_mask"], strict=True
+        ):
+            real = ids[mask.astype(bool)]
+            token_counts.update(real[1:].tolist())
+            if args.out:
+                rows.append({"record": name, "start": start, "end": start + len(sequence), "input_ids": real})
+        chunks += len(batch)
+        batch.clear()
+
+    with tqdm(desc="tokenizing", unit="bp", unit_scale=True, disable=None) as progress:
+        for name, start, sequence in iter_chunks(args.fasta, chunk_bp):
+            records.add(name)
+            total_bp += len(sequence)
+            batch.append((name, start, sequence))
+            progress.update(len(sequence))
+            if len(batch) == 256:
+                flush()
+        if batch:
+            flush()
+    elapsed = time.perf_counter() - started
+    if not records:
+        raise ValueError(f"{args.fasta}: no FASTA records found")
+
+    total_tokens = sum(token_counts.values())
+    first_kmer = vocab["AAAAAA"]
+    kmer_counts = {i: c for i, c in token_counts.items() if first_kmer <= i < first_kmer + 4**KMER_LENGTH}
+    kmer_tokens = sum(kmer_counts.values())
+    top_kmers = sorted(kmer_counts.items(), key=lambda item: -item[1])[:5]
+    print(f"file            {args.fasta}")
+    print(f"layout          {args.version} (chunks of {chunk_bp:,} bp)")
+    print(f"records         {len(records):,}   chunks {chunks:,}   bp {total_bp:,}")
+    print(
+        f"tokens          {total_tokens:,} (+{chunks:,} <cls>), {total_bp / max(total_tokens, 1):.2f} bp per token"
+    )
+    print(
+        f"6-mer tokens    {kmer_tokens:,} ({kmer_tokens / max(total_tokens, 1):.2%}), "
+        f"distinct 6-mers {len(kmer_counts):,} of {4**KMER_LENGTH:,}"
+    )
+    print(
+        f"single A/C/G/T  {sum(token_counts[vocab[letter]] for letter in 'ACGT'):,}   "
+        f"N tokens {token_counts[vocab['N']]:,}"
+    )
+    print(f"top 6-mers      {', '.join(f'{id_to_token[i]} {c:,}' for i, c in top_kmers)}")
+    print(f"time            {elapsed:.2f} s ({total_bp / max(elapsed, 1e-9) / 1e6:.1f} Mbp/s)")
+    if args.out:
+        import pandas as pd
+
+        frame = pd.DataFrame(rows)
+        frame["input_ids"] = frame["input_ids"].map(lambda ids: np.asarray(ids, dtype=np.int32))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(args.out, index=False)
+        print(f"wrote           {args.out} ({len(frame):,} chunks)")
+    return 0

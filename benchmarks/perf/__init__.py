@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks: each script prints a table with ratios and writes JSON to results/."""
