@@ -11,7 +11,9 @@ BUNDLED_DATA = REPO_ROOT / "data"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="run the end-to-end demo on bundled real data")
-    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)"
+    )
     parser.set_defaults(func=run)
 
 
