@@ -6,8 +6,11 @@ order A, T, C, G (product order), the single nucleotides A, T, C, G and N.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 Version = Literal["v1", "v2"]
@@ -44,19 +47,24 @@ def check_version(version: str) -> Version:
     return version  # type: ignore[return-value]
 
 
+@functools.cache
+def _frozen_vocabulary(version: str) -> Mapping[str, int]:
+    return MappingProxyType({token: index for index, token in enumerate(LAYOUTS[check_version(version)])})
+
+
 def vocabulary(version: str) -> dict[str, int]:
-    """Token -> id for the v1 or v2 layout."""
-    return {token: index for index, token in enumerate(LAYOUTS[check_version(version)])}
+    """Token -> id for the v1 or v2 layout (a fresh dict the caller may change)."""
+    return dict(_frozen_vocabulary(version))
 
 
 def kmer_offset(version: str) -> int:
     """Id of the first 6-mer (``AAAAAA``): 4 in v1, 6 in v2."""
-    return vocabulary(version)[KMER_TOKENS[0]]
+    return _frozen_vocabulary(version)[KMER_TOKENS[0]]
 
 
 def single_offset(version: str) -> int:
     """Id of the single nucleotide ``A``; T, C, G and N follow it."""
-    return vocabulary(version)["A"]
+    return _frozen_vocabulary(version)["A"]
 
 
 def _first_invalid(text: str, invalid: re.Pattern[str]) -> tuple[int, str] | None:
