@@ -1,0 +1,66 @@
+"""Nucleotide Transformer models on the Hugging Face stack.
+
+Importing this package registers the NT classes with the ``transformers`` Auto classes, so our checkpoints load
+without ``trust_remote_code``; saved checkpoints carry the code files and a full ``auto_map`` so they also load
+where this package is not installed (``trust_remote_code=True``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+
+from .configuration_nt import HUB_IDS, PRESETS, NTConfig
+from .modeling_nt import (
+    NTForMaskedLM,
+    NTForSequenceClassification,
+    NTForTokenClassification,
+    NTModel,
+    NTPreTrainedModel,
+)
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+_AUTO_CLASSES = {
+    AutoModel: NTModel,
+    AutoModelForMaskedLM: NTForMaskedLM,
+    AutoModelForSequenceClassification: NTForSequenceClassification,
+    AutoModelForTokenClassification: NTForTokenClassification,
+}
+
+AutoConfig.register(NTConfig.model_type, NTConfig, exist_ok=True)
+NTConfig.register_for_auto_class()
+for _auto_class, _model_class in _AUTO_CLASSES.items():
+    _auto_class.register(NTConfig, _model_class, exist_ok=True)
+    _model_class.register_for_auto_class(_auto_class.__name__)
+
+
+def tokenizer_for(config: NTConfig) -> PreTrainedTokenizerBase:
+    """The fast tokenizer matching ``config``: id layout ``config.tokenizer_version``, and a maximum length of
+    ``max_position_embeddings - 2`` tokens (1000 for v1, 2048 for v2)."""
+    from tokenization import build_tokenizer
+
+    return build_tokenizer(
+        version=config.tokenizer_version, model_max_length=config.max_position_embeddings - 2
+    )
+
+
+__all__ = [
+    "HUB_IDS",
+    "PRESETS",
+    "NTConfig",
+    "NTForMaskedLM",
+    "NTForSequenceClassification",
+    "NTForTokenClassification",
+    "NTModel",
+    "NTPreTrainedModel",
+    "tokenizer_for",
+]

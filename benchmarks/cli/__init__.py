@@ -2,7 +2,7 @@
 
 Each command group lives in its own module of this package and exposes ``register(subparsers)``, which adds
 its sub-parser(s) and sets ``func`` (called with the parsed arguments; returns an exit code or None). Every
-module of this package is picked up, in alphabetical order.
+module of this package not starting with ``_`` is picked up, in alphabetical order.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nt", description="Nucleotide Transformer models, data and benchmarks on the Hugging Face stack."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
-        importlib.import_module(f"{__name__}.{module.name}").register(subparsers)
+    for name in sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")):
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command is None else 2
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError) as error:
+    except (UserError, ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"nt {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,70 @@
+"""`nt embed`: embeddings of the sequences of a FASTA file (resumable, data-parallel under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "embed",
+        help="embed the sequences of a FASTA file with an NT model",
+        description="Embed every FASTA record (length-sorted batches, overlapping windows for sequences longer "
+        "than the context). A killed run continues where it stopped; under torchrun / accelerate launch each "
+        "process embeds a shard and rank 0 merges them in input order.",
+        epilog="Several processes (GPUs, or CPU processes): "
+        "torchrun --nproc_per_node N --no-python nt embed ... (or accelerate launch --multi_gpu "
+        "--num_processes N --no_python nt embed ...).",
+    )
+    parser.add_argument("--model", required=True, help="checkpoint folder or preset name (random weights)")
+    parser.add_argument("--fasta", required=True, type=Path, help="input FASTA (.fa, .fa.gz, bgzip)")
+    parser.add_argument("--out", required=True, type=Path, help="output: FILE.parquet, or a folder for npy")
+    parser.add_argument(
+        "--layers", default=None, help="comma-separated hidden-state indices, 0 = embeddings (default: last)"
+    )
+    parser.add_argument("--pooling", choices=["mean", "cls", "none"], default="mean", help="default mean")
+    parser.add_argument(
+        "--format", choices=["parquet", "npy"], default=None, help="default: parquet for *.parquet, else npy"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="compute dtype")
+    parser.add_argument("--overlap", type=int, default=64, help="window overlap in tokens (default 64)")
+    parser.add_argument("--chunk-size", type=int, default=1024, help="sequences per resumable part")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """``"6,12"`` -> ``[6, 12]``; None stays None."""
+    if not text:
+        return None
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ValueError(f"--layers must be comma-separated integers, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks.cli import UserError
+    from benchmarks.embeddings import embed_fasta
+
+    if args.out.exists():
+        raise UserError(f"{args.out} exists (a finished run); remove it or choose another --out")
+    fmt = args.format or ("parquet" if args.out.suffix == ".parquet" else "npy")
+    out = embed_fasta(
+        args.model,
+        args.fasta,
+        args.out,
+        layers=parse_layers(args.layers),
+        pooling=args.pooling,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        fmt=fmt,
+        overlap=args.overlap,
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+    )
+    if out is not None:
+        print(f"embeddings written to {out}")
+    return 0

@@ -1,0 +1,104 @@
+"""`nt score-variants`: zero-shot variant effect scores from a reference FASTA and a VCF."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score-variants",
+        help="zero-shot variant effect scores (embedding distances, masked-LM LLR) for a VCF",
+        description="Embed a window around every VCF allele from the reference and with the allele, and "
+        "write one TSV row per allele with cosine/dot/L1/L2 scores per layer and the masked-LM log-likelihood "
+        "ratio. Resumable: rerun the same command to continue; finished rows are never rewritten.",
+    )
+    parser.add_argument(
+        "--model", required=True, help="checkpoint directory, or a preset name (random weights)"
+    )
+    parser.add_argument("--fasta", required=True, type=Path, help="indexed reference FASTA (plain or BGZF)")
+    parser.add_argument("--vcf", required=True, type=Path, help="input VCF (.vcf, .vcf.gz, .bcf)")
+    parser.add_argument("--out", required=True, type=Path, help="output TSV, one row per allele")
+    parser.add_argument("--window", type=int, help="window length in bp (default: the model's full context)")
+    parser.add_argument("--layers", default="last", help="'last' (default), 'all' or indices such as 0,6,-1")
+    parser.add_argument("--scores", default="cosine,dot,l1,l2,llr", help="comma-separated (default: all)")
+    parser.add_argument(
+        "--flank-tokens", type=int, default=2, help="tokens on each side of the allele for the local scores"
+    )
+    parser.add_argument(
+        "--reverse-complement", action="store_true", help="average every score with the reverse strand"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass (default 8)")
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument(
+        "--ref-mismatch",
+        choices=["error", "skip"],
+        default="error",
+        help="REF alleles differing from the FASTA: stop (default) or write them as skipped rows",
+    )
+    parser.add_argument("--vcf-out", type=Path, help="also write the VCF with the scores as INFO fields")
+    parser.add_argument(
+        "--labels", type=Path, help="CSV/TSV of labels or measured effects to evaluate against"
+    )
+    parser.add_argument("--label-column", default="label", help="label column of --labels (default 'label')")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks.variants import (
+        ScoringOptions,
+        VariantScorer,
+        load_scoring_model,
+        parse_scores,
+        score_vcf,
+        write_scored_vcf,
+    )
+
+    if args.batch_size < 1 or args.flank_tokens < 0:
+        raise ValueError("--batch-size must be at least 1 and --flank-tokens at least 0")
+    if args.vcf_out and args.vcf_out.exists():
+        raise ValueError(f"{args.vcf_out} already exists; choose another --vcf-out or delete it")
+    for what, path in (("FASTA", args.fasta), ("VCF", args.vcf), ("labels", args.labels)):
+        if path and not path.is_file():  # checked before the (possibly slow) model load
+            raise FileNotFoundError(f"{what} file not found: {path}")
+    options = ScoringOptions(
+        scores=parse_scores(args.scores),
+        layers=args.layers,
+        flank_tokens=args.flank_tokens,
+        reverse_complement=args.reverse_complement,
+        batch_size=args.batch_size,
+    )
+    model, tokenizer = load_scoring_model(args.model)
+    scorer = VariantScorer(model, tokenizer, options, device=args.device)
+    summary = score_vcf(
+        scorer,
+        args.fasta,
+        args.vcf,
+        args.out,
+        window_bp=args.window,
+        on_ref_mismatch=args.ref_mismatch,
+        settings={"model": str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model},
+    )
+    print(
+        f"{args.out}: {summary.scored} alleles scored, {summary.skipped} skipped, "
+        f"{summary.already_done} already done"
+    )
+    for mismatch in summary.mismatches:
+        print(f"  REF mismatch (skipped): {mismatch}")
+    if args.vcf_out:
+        print(f"wrote {write_scored_vcf(args.vcf, args.out, args.vcf_out)}")
+    if args.labels:
+        _evaluate(args)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from benchmarks.variants import evaluate_scores, plot_evaluation
+
+    results = evaluate_scores(args.out, args.labels, args.label_column)
+    table_path = args.out.with_name(args.out.stem + ".eval.tsv")
+    results.to_csv(table_path, sep="\t", index=False)
+    plot_path = plot_evaluation(results, args.out.with_name(args.out.stem + ".eval.png"))
+    print(results.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
+    print(f"wrote {table_path} and {plot_path}")

@@ -1,0 +1,550 @@
+"""Sequence embeddings from an NT model: pooled or per-token hidden states of chosen layers.
+
+Conventions
+-----------
+- **Layers** index the model's ``hidden_states``: ``0`` is the embedding output, ``i`` the output of block
+  ``i`` and ``num_layers`` (the default) the last block *after the final LayerNorm*. Negative numbers count
+  from the end (``-1`` = ``num_layers``).
+- **Pooling**: ``"mean"`` averages the token embeddings of the sequence, excluding padding and, as a
+  documented choice, the ``<cls>`` token (it carries no sequence content of its own); ``"cls"`` takes the
+  ``<cls>`` embedding; ``"none"`` keeps one vector per token (``<cls>`` excluded), in sequence order.
+- **Long sequences**: a sequence whose tokens (plus ``<cls>``) exceed the context is tokenized once, as a
+  whole (so it keeps its own 6-mer frame), then cut into windows of ``context - 1`` tokens; consecutive
+  windows overlap by ``overlap`` tokens (default 64, at most half a window) and the last window is aligned to
+  the sequence end; each window gets its own ``<cls>``. Merge rule: every token is *owned* by exactly one
+  window, the overlap between two neighbouring windows being split at its midpoint (so each token comes from
+  the window where it is farther from an edge). Per-token output concatenates the owned tokens; ``"mean"`` is
+  the mean over all owned tokens (every token counted once, whatever the windowing); ``"cls"`` is the mean of
+  the windows' ``<cls>`` embeddings.
+- **Outputs** (:func:`embed_fasta`): a parquet file with columns ``index`` (0-based input order), ``name``,
+  ``length`` (bp), ``n_windows`` and one ``layer_<k>`` column per layer (a fixed-size float32 list, or a list
+  of them for ``"none"``); or, with ``fmt="npy"``, a folder ``out`` holding ``layer_<k>.npy`` (``[N, d]``;
+  ``[total tokens, d]`` for ``"none"``) and ``index.tsv`` (``row``, ``name``, ``length``, ``n_windows``, plus
+  ``n_tokens``/``offset`` for ``"none"``). :func:`read_embeddings` reads both back.
+- **Resume**: work goes to ``<out>.parts/`` in atomically written parts of ``chunk_size`` sequences; a killed
+  run restarted with the same arguments skips every sequence already in a part, so no row is duplicated. The
+  final file is assembled (in input order) once every sequence is done, and the parts are removed.
+- **Data parallel**: under ``torchrun`` / ``accelerate launch`` (``RANK`` / ``WORLD_SIZE`` set) each process
+  embeds every ``WORLD_SIZE``-th sequence of the length-sorted order on its own device and writes its own
+  parts; rank 0 waits until the parts cover all sequences, then merges them in input order.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+POOLINGS = ("mean", "cls", "none")
+FORMATS = ("parquet", "npy")
+DEFAULT_OVERLAP_TOKENS = 64
+DEFAULT_CHUNK_SIZE = 1024
+
+
+@dataclass
+class Window:
+    """Tokens ``[start, start + len(ids))`` of sequence ``sequence``; it owns ``[own_start, own_end)``."""
+
+    sequence: int
+    start: int
+    ids: np.ndarray
+    own_start: int
+    own_end: int
+
+
+def context_length(config: Any) -> int:
+    """Longest input in tokens (with ``<cls>``): ``max_position_embeddings - 2`` (1000 v1, 2048 v2), as the
+    tokenizer of ``modeling_nt.tokenizer_for``."""
+    return config.max_position_embeddings - 2
+
+
+def load_backbone(model: Any, dtype: str = "fp32", device: str | None = None):
+    """The NT encoder (no LM/classification head) to embed with, in eval mode.
+
+    Args:
+        model: a loaded model (its ``base_model`` is used), a checkpoint folder, or a preset name of
+            ``NTConfig.from_preset`` (randomly initialised with seed 0; for tests and demos).
+        dtype: ``"fp32"`` or ``"bf16"``.
+        device: torch device; default the process's GPU (``LOCAL_RANK``) when there is one, else CPU.
+    """
+    import torch
+
+    from modeling_nt import NTConfig, NTModel
+
+    if dtype not in ("fp32", "bf16"):
+        raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
+    if isinstance(model, str | Path):
+        if Path(model).is_dir():
+            model = NTModel.from_pretrained(str(model))
+        else:
+            torch.manual_seed(0)  # the same random weights in every process of a sharded run
+            model = NTModel(NTConfig.from_preset(str(model)))
+    backbone = getattr(model, "base_model", model)
+    if device is None:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    return backbone.to(device=device, dtype=torch_dtype).eval()
+
+
+def resolve_layers(layers: Sequence[int] | None, num_layers: int) -> list[int]:
+    """Validated hidden-state indices (0..num_layers); default ``[num_layers]`` (the last, after LayerNorm)."""
+    if not layers:
+        return [num_layers]
+    resolved = []
+    for layer in layers:
+        index = layer + num_layers + 1 if layer < 0 else layer
+        if not 0 <= index <= num_layers:
+            raise ValueError(f"layer {layer} out of range: the model has hidden states 0..{num_layers}")
+        resolved.append(index)
+    return sorted(set(resolved))
+
+
+def make_windows(index: int, ids: np.ndarray, width: int, overlap: int) -> list[Window]:
+    """Cut the tokens of one sequence (without ``<cls>``) into windows of at most ``width`` tokens.
+
+    Consecutive windows overlap by ``overlap`` tokens (the last one by more, as it ends at the sequence end);
+    the overlap is split at its midpoint between the two windows (see the module docstring).
+    """
+    if not 0 <= overlap < width:
+        raise ValueError(f"window overlap must be in [0, {width}), got {overlap}")
+    length = len(ids)
+    starts = [0]
+    while starts[-1] + width < length:
+        starts.append(min(starts[-1] + width - overlap, length - width))
+    bounds = [0] + [(next_start + start + width) // 2 for start, next_start in itertools.pairwise(starts)]
+    bounds.append(length)
+    return [
+        Window(index, start, ids[start : start + width], bounds[i], bounds[i + 1])
+        for i, start in enumerate(starts)
+    ]
+
+
+def tokenize_windows(
+    sequences: Sequence[str], indices: Sequence[int], version: str, context: int, overlap: int
+) -> list[Window]:
+    """Windows of the given sequences (tokenized whole, so that long sequences keep their own 6-mer frame)."""
+    from tokenization import encode_batch, validate_sequence
+
+    for index in indices:
+        if not sequences[index].strip():
+            raise ValueError(f"sequence {index} is empty")
+    try:
+        encoded = encode_batch([sequences[i] for i in indices], version, max_length=2**62)
+    except ValueError:
+        for index in indices:  # name the offending sequence by its input index
+            validate_sequence(sequences[index], strict=False, index=index)
+        raise
+    lengths = encoded["attention_mask"].sum(axis=1) - 1
+    windows = []
+    for row, index in enumerate(indices):
+        ids = encoded["input_ids"][row, 1 : 1 + lengths[row]]
+        windows.extend(make_windows(index, ids, context - 1, min(overlap, (context - 1) // 2)))
+    return windows
+
+
+def _forward_windows(
+    backbone: Any, windows: list[Window], layers: list[int], pad_id: int, cls_id: int
+) -> dict[int, np.ndarray]:
+    """Hidden states ``[batch, 1 + width, d]`` (float32) of a batch of windows for each layer."""
+    import torch
+
+    width = 1 + max(len(window.ids) for window in windows)
+    input_ids = np.full((len(windows), width), pad_id, dtype=np.int64)
+    input_ids[:, 0] = cls_id
+    attention_mask = np.zeros_like(input_ids)
+    for row, window in enumerate(windows):
+        input_ids[row, 1 : 1 + len(window.ids)] = window.ids
+        attention_mask[row, : 1 + len(window.ids)] = 1
+    device = next(backbone.parameters()).device
+    with torch.inference_mode():
+        outputs = backbone(
+            input_ids=torch.from_numpy(input_ids).to(device),
+            attention_mask=torch.from_numpy(attention_mask).to(device),
+            output_hidden_states=True,
+        )
+    return {layer: outputs.hidden_states[layer].float().cpu().numpy() for layer in layers}
+
+
+class _Accumulator:
+    """Merges window outputs into per-sequence embeddings (rule in the module docstring)."""
+
+    def __init__(self, layers: list[int], pooling: str) -> None:
+        self.layers, self.pooling = layers, pooling
+        self.parts: dict[int, dict[int, list[tuple[int, np.ndarray]]]] = {}
+
+    def add(self, window: Window, states: dict[int, np.ndarray], row: int) -> None:
+        lo, hi = 1 + window.own_start - window.start, 1 + window.own_end - window.start
+        by_layer = self.parts.setdefault(window.sequence, {layer: [] for layer in self.layers})
+        for layer in self.layers:
+            hidden = states[layer][row]
+            by_layer[layer].append((window.start, hidden[0] if self.pooling == "cls" else hidden[lo:hi]))
+
+    def result(self, sequence: int) -> dict[int, np.ndarray]:
+        by_layer = self.parts.pop(sequence)
+        merged = {}
+        for layer, starts_and_pieces in by_layer.items():
+            pieces = [piece for _, piece in sorted(starts_and_pieces, key=lambda item: item[0])]
+            if self.pooling == "cls":
+                merged[layer] = np.mean(pieces, axis=0)
+            else:
+                tokens = np.concatenate(pieces, axis=0)
+                merged[layer] = tokens.mean(axis=0) if self.pooling == "mean" else tokens
+        return merged
+
+
+def iter_embeddings(
+    backbone: Any,
+    sequences: Sequence[str],
+    indices: Sequence[int],
+    *,
+    layers: list[int],
+    pooling: str = "mean",
+    batch_size: int = 8,
+    overlap: int = DEFAULT_OVERLAP_TOKENS,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: bool = True,
+) -> Iterator[tuple[list[int], dict[int, list[np.ndarray]], list[int]]]:
+    """Embed ``sequences[indices]`` chunk by chunk, in the given order.
+
+    Yields ``(chunk indices, {layer: [embedding per sequence]}, windows per sequence)`` once per chunk of
+    ``chunk_size`` sequences. Inside a chunk, windows run in batches of ``batch_size``, longest first.
+    """
+    from tqdm.auto import tqdm
+
+    from tokenization import vocabulary
+
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    version = backbone.config.tokenizer_version
+    vocab = vocabulary(version)
+    context = context_length(backbone.config)
+    bar = tqdm(total=len(indices), desc="embedding", unit="seq", disable=not progress)
+    for chunk_start in range(0, len(indices), chunk_size):
+        chunk = list(indices[chunk_start : chunk_start + chunk_size])
+        windows = tokenize_windows(sequences, chunk, version, context, overlap)
+        windows.sort(key=lambda window: -len(window.ids))
+        accumulator = _Accumulator(layers, pooling)
+        for batch_start in range(0, len(windows), batch_size):
+            batch = windows[batch_start : batch_start + batch_size]
+            states = _forward_windows(backbone, batch, layers, vocab["<pad>"], vocab["<cls>"])
+            for row, window in enumerate(batch):
+                accumulator.add(window, states, row)
+        windows_per_sequence = collections.Counter(window.sequence for window in windows)
+        n_windows = [windows_per_sequence[index] for index in chunk]
+        merged = [accumulator.result(index) for index in chunk]
+        bar.update(len(chunk))
+        yield chunk, {layer: [item[layer] for item in merged] for layer in layers}, n_windows
+    bar.close()
+
+
+def length_sorted(sequences: Sequence[str]) -> list[int]:
+    """Input indices, longest sequence first (stable), so that batches hold similar lengths."""
+    return sorted(range(len(sequences)), key=lambda index: -len(sequences[index]))
+
+
+def embed_sequences(
+    model: Any,
+    sequences: Sequence[str],
+    *,
+    layers: Sequence[int] | None = None,
+    pooling: str = "mean",
+    batch_size: int = 8,
+    dtype: str = "fp32",
+    overlap: int = DEFAULT_OVERLAP_TOKENS,
+    progress: bool = True,
+) -> dict[int, np.ndarray | list[np.ndarray]]:
+    """Embed sequences in memory.
+
+    Args:
+        model: model, checkpoint folder or preset (see :func:`load_backbone`).
+        sequences: DNA strings (input policy of the tokenizer).
+        layers: hidden-state indices (module docstring); default the last.
+        pooling: ``"mean"``, ``"cls"`` or ``"none"``.
+        batch_size: windows per forward pass (sequences are length-sorted first).
+        dtype: ``"fp32"`` or ``"bf16"`` (outputs are float32 either way).
+        overlap: window overlap in tokens for sequences longer than the context.
+        progress: show a progress bar.
+
+    Returns:
+        ``{layer: array [N, d]}`` in input order, or for ``"none"`` ``{layer: [array [n_tokens_i, d]]}``.
+    """
+    backbone = load_backbone(model, dtype)
+    layers = resolve_layers(layers, backbone.config.num_hidden_layers)
+    collected: dict[int, list[np.ndarray | None]] = {layer: [None] * len(sequences) for layer in layers}
+    for chunk, embeddings, _ in iter_embeddings(
+        backbone,
+        sequences,
+        length_sorted(sequences),
+        layers=layers,
+        pooling=pooling,
+        batch_size=batch_size,
+        overlap=overlap,
+        progress=progress,
+    ):
+        for layer in layers:
+            for index, embedding in zip(chunk, embeddings[layer], strict=True):
+                collected[layer][index] = embedding
+    if pooling == "none":
+        return collected
+    return {layer: np.stack(items).astype(np.float32) for layer, items in collected.items()}
+
+
+def read_fasta(path: str | Path) -> tuple[list[str], list[str]]:
+    """Names and sequences of a FASTA file (plain, gzip or bgzip)."""
+    import pysam
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"FASTA file not found: {path}")
+    names, sequences = [], []
+    try:
+        with pysam.FastxFile(str(path)) as records:
+            for record in records:
+                names.append(record.name)
+                sequences.append(record.sequence or "")
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable FASTA file ({error})") from error
+    for number, (name, sequence) in enumerate(zip(names, sequences, strict=True)):
+        if not sequence:
+            raise ValueError(f"{path}: record {number} ({name!r}) has an empty sequence")
+    return names, sequences
+
+
+def distributed_rank() -> tuple[int, int]:
+    """``(rank, world size)`` from the ``torchrun`` / ``accelerate launch`` environment; ``(0, 1)`` alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def parts_dir(out: str | Path) -> Path:
+    """Folder holding the resumable parts of an output."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
+def _embedding_column(values: list[np.ndarray], pooling: str):
+    import pyarrow as pa
+
+    if pooling != "none":
+        matrix = np.stack(values).astype(np.float32)
+        return pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
+    tokens = np.concatenate(values).astype(np.float32)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(tokens.ravel()), tokens.shape[1])
+    offsets = np.concatenate([[0], np.cumsum([len(value) for value in values])]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), vectors)
+
+
+def _write_part(
+    folder: Path,
+    rank: int,
+    chunk: list[int],
+    names: Sequence[str],
+    sequences: Sequence[str],
+    embeddings: dict[int, list[np.ndarray]],
+    n_windows: list[int],
+    pooling: str,
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {
+        "index": pa.array(chunk, pa.int64()),
+        "name": pa.array([names[index] for index in chunk], pa.string()),
+        "length": pa.array([len(sequences[index]) for index in chunk], pa.int64()),
+        "n_windows": pa.array(n_windows, pa.int32()),
+    }
+    for layer, values in embeddings.items():
+        columns[f"layer_{layer}"] = _embedding_column(values, pooling)
+    final = folder / f"part-{min(chunk):010d}-r{rank}.parquet"
+    partial = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
+    pq.write_table(pa.table(columns), partial)
+    os.replace(partial, final)
+
+
+def _done_indices(folder: Path) -> set[int]:
+    import pyarrow.parquet as pq
+
+    done: set[int] = set()
+    for part in sorted(folder.glob("part-*.parquet")):
+        done.update(pq.read_table(part, columns=["index"])["index"].to_pylist())
+    return done
+
+
+def embed_fasta(model: Any, fasta: str | Path, out: str | Path, **options: Any) -> Path | None:
+    """Embed every record of a FASTA file (plain, gzip or bgzip) into ``out``; ``options`` as in
+    :func:`embed_records`."""
+    names, sequences = read_fasta(fasta)
+    return embed_records(model, names, sequences, out, **options)
+
+
+def embed_records(
+    model: Any,
+    names: Sequence[str],
+    sequences: Sequence[str],
+    out: str | Path,
+    *,
+    layers: Sequence[int] | None = None,
+    pooling: str = "mean",
+    batch_size: int = 8,
+    dtype: str = "fp32",
+    fmt: str = "parquet",
+    overlap: int = DEFAULT_OVERLAP_TOKENS,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: bool = True,
+    merge_timeout_s: float = 3600.0,
+) -> Path | None:
+    """Embed named sequences into ``out`` (formats, resume and data parallelism in the module docstring).
+
+    Args:
+        model: model, checkpoint folder or preset (see :func:`load_backbone`).
+        names, sequences: record names and DNA strings.
+        out: output parquet file (``fmt="parquet"``) or folder (``fmt="npy"``); never overwritten.
+        layers, pooling, batch_size, dtype, overlap: as in :func:`embed_sequences`.
+        chunk_size: sequences per resumable part.
+        merge_timeout_s: how long rank 0 waits for the other ranks' parts.
+
+    Returns:
+        The finished output on rank 0, None on the other ranks.
+    """
+    out = Path(out)
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if out.exists():
+        raise FileExistsError(f"{out} exists (a finished run); remove it or choose another --out")
+    if len(names) != len(sequences) or not sequences:
+        raise ValueError(f"need one name per sequence and at least one sequence, got {len(names)} names")
+    rank, world = distributed_rank()
+    folder = parts_dir(out)
+    _check_run_settings(
+        folder,
+        {
+            "n_sequences": len(sequences),
+            "layers": layers and list(layers),
+            "pooling": pooling,
+            "overlap": overlap,
+        },
+    )
+    done = _done_indices(folder)
+    todo = [index for index in length_sorted(sequences)[rank::world] if index not in done]
+    if todo:
+        backbone = load_backbone(model, dtype)
+        resolved = resolve_layers(layers, backbone.config.num_hidden_layers)
+        for chunk, embeddings, n_windows in iter_embeddings(
+            backbone,
+            sequences,
+            todo,
+            layers=resolved,
+            pooling=pooling,
+            batch_size=batch_size,
+            overlap=overlap,
+            chunk_size=chunk_size,
+            progress=progress and rank == 0,
+        ):
+            _write_part(folder, rank, chunk, names, sequences, embeddings, n_windows, pooling)
+    if rank != 0:
+        return None
+    _wait_for_parts(folder, len(sequences), merge_timeout_s)
+    return _merge_parts(folder, out, fmt, pooling)
+
+
+def _check_run_settings(folder: Path, settings: dict[str, Any]) -> None:
+    """Record the settings of a run in its parts folder; refuse to resume parts written with other settings."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "settings.json"
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        if recorded != settings:
+            raise ValueError(
+                f"{folder} holds parts of a run with settings {recorded}, not {settings}; "
+                "rerun with the same settings to resume, or delete the folder"
+            )
+        return
+    partial = folder / f".settings.{uuid.uuid4().hex}.tmp"
+    partial.write_text(json.dumps(settings))
+    os.replace(partial, path)
+
+
+def _wait_for_parts(folder: Path, total: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(_done_indices(folder)) < total:
+        if time.monotonic() > deadline:
+            missing = total - len(_done_indices(folder))
+            raise TimeoutError(f"{folder}: {missing} sequences still missing after {timeout_s:.0f} s")
+        time.sleep(1.0)
+
+
+def _merge_parts(folder: Path, out: Path, fmt: str, pooling: str) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables(pq.read_table(part) for part in sorted(folder.glob("part-*.parquet")))
+    table = table.sort_by("index")
+    indices = table["index"].to_numpy()
+    if not np.array_equal(indices, np.arange(len(indices))):
+        raise RuntimeError(f"{folder}: parts do not hold each input index exactly once")
+    if fmt == "parquet":
+        partial = out.with_name(f".{out.name}.tmp")
+        pq.write_table(table, partial)
+        os.replace(partial, out)
+    else:
+        _write_npy(table, out, pooling)
+    shutil.rmtree(folder)
+    return out
+
+
+def _write_npy(table, out: Path, pooling: str) -> None:
+    import pyarrow.compute as pc
+
+    partial = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    index = table.select(["name", "length", "n_windows"]).to_pandas()
+    index.insert(0, "row", np.arange(len(index)))
+    for column in (name for name in table.column_names if name.startswith("layer_")):
+        values = table[column].combine_chunks()
+        if pooling == "none":
+            lengths = pc.list_value_length(values).to_numpy()
+            index["n_tokens"] = lengths
+            index["offset"] = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            values = values.flatten()
+        np.save(partial / f"{column}.npy", np.stack(values.to_numpy(zero_copy_only=False)).astype(np.float32))
+    index.to_csv(partial / "index.tsv", sep="\t", index=False)
+    os.replace(partial, out)
+
+
+def read_embeddings(path: str | Path) -> tuple[Any, dict[int, np.ndarray | list[np.ndarray]]]:
+    """Read an :func:`embed_fasta` output back: ``(index DataFrame, {layer: embeddings})`` in input order."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.is_dir():
+        index = pd.read_csv(path / "index.tsv", sep="\t")
+        arrays = {int(file.stem.split("_")[1]): np.load(file) for file in sorted(path.glob("layer_*.npy"))}
+        if "offset" in index:
+            bounds = list(zip(index["offset"], index["offset"] + index["n_tokens"], strict=True))
+            arrays = {layer: [array[lo:hi] for lo, hi in bounds] for layer, array in arrays.items()}
+        return index, arrays
+    table = pq.read_table(path)
+    layers = {}
+    for column in (name for name in table.column_names if name.startswith("layer_")):
+        values = table[column].to_pylist()
+        layer = int(column.split("_")[1])
+        is_tokens = values and isinstance(values[0][0], list)
+        layers[layer] = (
+            [np.asarray(value, np.float32) for value in values]
+            if is_tokens
+            else np.asarray(values, np.float32)
+        )
+    index = table.drop_columns([name for name in table.column_names if name.startswith("layer_")])
+    return index.to_pandas(), layers

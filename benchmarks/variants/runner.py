@@ -1,0 +1,321 @@
+"""Score every allele of a VCF into a resumable TSV (one row per allele), and optionally a scored VCF.
+
+The TSV is appended chunk by chunk and flushed: after a crash, the same command skips the rows already
+written (matched on the record index and ALT) and never rewrites them. The run's settings are kept beside it
+in ``OUT.settings.json``; a restart with other settings is refused instead of mixing scores.
+
+Alleles that cannot be scored are written too, with ``status=skipped`` and the reason in ``note``: symbolic
+or structural ALTs, contigs absent from the FASTA, and (with ``on_ref_mismatch="skip"``) REF alleles that do
+not match the FASTA. With the default ``on_ref_mismatch="error"`` any mismatch stops the run before scoring,
+listing chrom, pos, expected and found.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pysam
+
+from .alleles import (
+    ReferenceGenome,
+    RefMismatch,
+    VariantAllele,
+    VariantWindow,
+    build_window,
+    open_vcf,
+    read_variant_alleles,
+)
+from .scoring import VariantScorer
+
+BASE_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "record", "status", "note", "window_start", "window_end"]
+#: Alleles scored between two writes of the TSV (at least; 4 batches with large batches). Windows are sorted
+#: by token count within a chunk, and a crash loses at most one chunk.
+CHUNK_ALLELES = 64
+_SHOWN_MISMATCHES = 5
+
+
+@dataclass
+class RunSummary:
+    """What a :func:`score_vcf` call did."""
+
+    scored: int = 0
+    skipped: int = 0
+    already_done: int = 0
+    mismatches: list[RefMismatch] = field(default_factory=list)
+
+
+def default_window_bp(max_tokens: int) -> int:
+    """The model's full context in bases: full 6-mers after ``<cls>`` (12,282 bp v2; 5,994 bp v1)."""
+    return (max_tokens - 1) * 6
+
+
+def score_vcf(
+    scorer: VariantScorer,
+    fasta: str | Path,
+    vcf: str | Path,
+    out: str | Path,
+    *,
+    window_bp: int | None = None,
+    on_ref_mismatch: str = "error",
+    settings: dict[str, Any] | None = None,
+    progress: bool | None = None,
+) -> RunSummary:
+    """Score all alleles of ``vcf`` against ``fasta`` into the TSV ``out`` (resuming it if present).
+
+    Args:
+        scorer: the model and scoring options.
+        window_bp: window length in bases (default: the model's full context).
+        on_ref_mismatch: ``"error"`` (stop before scoring, listing the mismatches) or ``"skip"`` (write them
+            as skipped rows).
+        settings: extra run settings (e.g. the model name) recorded with the output and checked on resume.
+        progress: show a tqdm bar (None: only on a terminal).
+    """
+    from tqdm import tqdm
+
+    if on_ref_mismatch not in ("error", "skip"):
+        raise ValueError(f"on_ref_mismatch must be 'error' or 'skip', got {on_ref_mismatch!r}")
+    window_bp = window_bp or default_window_bp(scorer.max_tokens)
+    if window_bp < 1:
+        raise ValueError(f"window must be at least 1 bp, got {window_bp}")
+    out = Path(out)
+    genome = ReferenceGenome(fasta)
+    try:
+        alleles = list(read_variant_alleles(vcf))
+        reasons, mismatches = _screen(genome, alleles, vcf)
+        if mismatches and on_ref_mismatch == "error":
+            raise ValueError(_mismatch_message(vcf, fasta, mismatches))
+        columns = BASE_COLUMNS + scorer.columns
+        run_settings = {
+            **(settings or {}),
+            "fasta": str(Path(fasta).resolve()),
+            "vcf": str(Path(vcf).resolve()),
+            "window_bp": window_bp,
+            "columns": columns,
+            "flank_tokens": scorer.options.flank_tokens,
+            "reverse_complement": scorer.options.reverse_complement,
+        }
+        done = _prepare_output(out, columns, run_settings)
+        summary = RunSummary(mismatches=mismatches, already_done=sum(a.key in done for a in alleles))
+        todo = [allele for allele in alleles if allele.key not in done]
+        with (
+            out.open("a", newline="") as handle,
+            tqdm(
+                total=len(todo),
+                desc="scoring variants",
+                unit="allele",
+                disable=None if progress is None else not progress,
+            ) as bar,
+        ):
+            writer = csv.DictWriter(handle, fieldnames=columns, delimiter="\t", lineterminator="\n")
+            chunk_alleles = max(CHUNK_ALLELES, 4 * scorer.options.batch_size)
+            for offset in range(0, len(todo), chunk_alleles):
+                chunk = todo[offset : offset + chunk_alleles]
+                rows = _score_chunk(scorer, genome, chunk, reasons, window_bp)
+                writer.writerows(rows)
+                handle.flush()
+                os.fsync(handle.fileno())
+                summary.scored += sum(row["status"] == "scored" for row in rows)
+                summary.skipped += sum(row["status"] == "skipped" for row in rows)
+                bar.update(len(chunk))
+    finally:
+        genome.close()
+    return summary
+
+
+def _screen(
+    genome: ReferenceGenome, alleles: Sequence[VariantAllele], vcf: str | Path
+) -> tuple[dict[tuple[int, str], str], list[RefMismatch]]:
+    """Skip reason per allele key (symbolic ALT, unknown contig, REF mismatch), and the REF mismatches."""
+    reasons: dict[tuple[int, str], str] = {}
+    checked: dict[int, RefMismatch | None] = {}
+    for allele in alleles:
+        if genome.contig_for(allele.chrom) is None:
+            reasons[allele.key] = f"contig {allele.chrom!r} not in the FASTA"
+            continue
+        if allele.record not in checked:
+            checked[allele.record] = genome.check_ref(allele)
+        mismatch = checked[allele.record]
+        if mismatch:
+            reasons[allele.key] = f"REF mismatch: expected {mismatch.expected}, found {mismatch.found}"
+        elif allele.skip_reason:
+            reasons[allele.key] = allele.skip_reason
+    if alleles and all(genome.contig_for(allele.chrom) is None for allele in alleles):
+        vcf_contigs = sorted({allele.chrom for allele in alleles})
+        raise ValueError(
+            f"{vcf}: none of its contigs {vcf_contigs[:5]} is in the FASTA {genome.path} "
+            f"(contigs: {list(genome.lengths)[:5]}); is it the right reference?"
+        )
+    return reasons, [mismatch for mismatch in checked.values() if mismatch]
+
+
+def _mismatch_message(vcf: str | Path, fasta: str | Path, mismatches: Sequence[RefMismatch]) -> str:
+    shown = "; ".join(str(mismatch) for mismatch in mismatches[:_SHOWN_MISMATCHES])
+    more = f" (and {len(mismatches) - _SHOWN_MISMATCHES} more)" if len(mismatches) > _SHOWN_MISMATCHES else ""
+    return (
+        f"{vcf}: {len(mismatches)} record(s) whose REF does not match {fasta}: {shown}{more}. "
+        "Check the reference assembly, or pass --ref-mismatch skip to write them as skipped rows"
+    )
+
+
+def _prepare_output(out: Path, columns: list[str], settings: dict[str, Any]) -> set[tuple[int, str]]:
+    """Create the TSV (header) and its settings file, or check them and return the keys already written."""
+    settings_path = settings_path_of(out)
+    if not out.exists() or out.stat().st_size == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+        with out.open("w", newline="") as handle:
+            handle.write("\t".join(columns) + "\n")
+        return set()
+    if settings_path.exists():
+        previous = json.loads(settings_path.read_text())
+        if previous != settings:
+            changed = sorted(
+                key for key in previous.keys() | settings.keys() if previous.get(key) != settings.get(key)
+            )
+            raise ValueError(
+                f"{out} exists and was written with other settings ({', '.join(changed)}); "
+                "choose another --out, or delete it to start again"
+            )
+    _drop_partial_line(out)
+    with out.open(newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        if reader.fieldnames != columns:
+            raise ValueError(
+                f"{out} exists with other columns; choose another --out, or delete it to start again"
+            )
+        return {(int(row["record"]), row["alt"]) for row in reader}
+
+
+def settings_path_of(out: str | Path) -> Path:
+    """Where the settings of the TSV ``out`` are kept."""
+    out = Path(out)
+    return out.with_name(out.name + ".settings.json")
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut an unfinished last line left by a crash (complete rows are never touched)."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def _score_chunk(
+    scorer: VariantScorer,
+    genome: ReferenceGenome,
+    alleles: Sequence[VariantAllele],
+    reasons: dict[tuple[int, str], str],
+    window_bp: int,
+) -> list[dict[str, Any]]:
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    windows: list[tuple[VariantAllele, VariantWindow]] = []
+    for allele in alleles:
+        reason = reasons.get(allele.key)
+        if reason is None:
+            try:
+                windows.append((allele, build_window(genome, allele, window_bp, scorer.max_tokens)))
+                continue
+            except ValueError as error:
+                reason = str(error)
+        rows[allele.key] = _row(allele, "skipped", reason)
+    for (allele, window), (scores, note) in zip(windows, scorer.score([w for _, w in windows]), strict=True):
+        notes = [*_window_notes(genome, allele, window, window_bp), note]
+        rows[allele.key] = _row(allele, "scored", "; ".join(n for n in notes if n), window, scores)
+    return [rows[allele.key] for allele in alleles]
+
+
+def _window_notes(
+    genome: ReferenceGenome, allele: VariantAllele, window: VariantWindow, window_bp: int
+) -> Iterable[str]:
+    length = len(window.ref_seq)
+    if length < window_bp:
+        shorter = genome.lengths[window.contig] < window_bp
+        yield f"window {length} bp: " + (
+            "the contig is shorter" if shorter else "shrunk to fit the context (N runs)"
+        )
+    if window.start != allele.pos - 1 - (length - len(allele.ref)) // 2:
+        yield "window shifted at the contig end"
+
+
+def _row(
+    allele: VariantAllele,
+    status: str,
+    note: str,
+    window: VariantWindow | None = None,
+    scores: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    row = {
+        "chrom": allele.chrom,
+        "pos": allele.pos,
+        "id": allele.id,
+        "ref": allele.ref,
+        "alt": allele.alt,
+        "record": allele.record,
+        "status": status,
+        "note": note,
+        "window_start": window.start + 1 if window else "",
+        "window_end": window.start + len(window.ref_seq) if window else "",
+    }
+    return row | {column: _format(value) for column, value in (scores or {}).items()}
+
+
+def _format(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.7g}"
+
+
+def info_id(column: str) -> str:
+    """The VCF INFO key of a score column: ``cosine_mean_L12`` -> ``NT_COSINE_MEAN_L12``."""
+    return f"NT_{column.upper()}"
+
+
+def write_scored_vcf(vcf: str | Path, scores_tsv: str | Path, out: str | Path) -> Path:
+    """Copy ``vcf`` to ``out`` with one ``Number=A`` Float INFO field per score column of ``scores_tsv``.
+
+    Alleles without a score (skipped) get ``.``. ``out`` is written to a temporary name and renamed when
+    complete; an existing ``out`` is never overwritten. A ``.gz`` name gives a BGZF-compressed VCF.
+    """
+    out = Path(out)
+    if out.exists():
+        raise ValueError(f"{out} already exists; choose another --vcf-out or delete it")
+    with Path(scores_tsv).open(newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        columns = [column for column in reader.fieldnames or [] if column not in BASE_COLUMNS]
+        rows = {(int(row["record"]), row["alt"]): row for row in reader if row["status"] == "scored"}
+    partial = out.with_name(out.name + ".partial")
+    with open_vcf(vcf) as source:
+        header = source.header.copy()
+        for column in columns:
+            header.add_meta(
+                "INFO",
+                items=[
+                    ("ID", info_id(column)),
+                    ("Number", "A"),
+                    ("Type", "Float"),
+                    ("Description", f"Nucleotide Transformer zero-shot score {column} (nt score-variants)"),
+                ],
+            )
+        mode = "wz" if out.suffix == ".gz" else "w"
+        with pysam.VariantFile(str(partial), mode, header=header) as sink:
+            for record_index, record in enumerate(source):
+                record.translate(header)
+                alleles = [(alt or ".").upper() for alt in record.alts or (None,)]
+                for column in columns:
+                    values = [_parse(rows.get((record_index, alt), {}).get(column)) for alt in alleles]
+                    if any(value is not None for value in values):
+                        record.info[info_id(column)] = tuple(values)
+                sink.write(record)
+    partial.rename(out)
+    return out
+
+
+def _parse(text: str | None) -> float | None:
+    if text in (None, "", "nan"):
+        return None
+    return float(text)

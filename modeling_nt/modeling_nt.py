@@ -1,0 +1,523 @@
+"""PyTorch Nucleotide Transformer (NT) models, v1 and v2 (NT_SPEC section 2).
+
+Pre-LayerNorm encoder blocks with biased q/k/v/output projections, learned ESM-style positions and GELU FFN
+with token dropout (v1) or rotary positions and a bias-free SwiGLU FFN (v2), a final LayerNorm and an untied
+RoBERTa-style LM head. Attention goes through the ``transformers`` attention interface (eager, sdpa,
+flex_attention, flash_attention_2). This file travels to the Hugging Face Hub with every checkpoint: it imports
+only torch, transformers and ``configuration_nt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+
+from .configuration_nt import NTConfig
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (channel j, channel j + k/2): ``(x1, x2) -> (-x2, x1)``."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(
+    query: torch.Tensor, key: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate ``query``/``key`` [B, H, L, k] in fp32 with ``cos``/``sin`` [B, L, k]."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    rotated = [(x.float() * cos + rotate_half(x.float()) * sin).to(x.dtype) for x in (query, key)]
+    return rotated[0], rotated[1]
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Unpack[TransformersKwargs],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention; returns the output [B, L, H, k] and the weights [B, H, L, L]."""
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+def position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
+    """ESM position ids: real tokens get ``padding_idx + 1, +2, ...``; padding keeps ``padding_idx``."""
+    not_pad = input_ids.ne(padding_idx).int()
+    return (torch.cumsum(not_pad, dim=1) * not_pad).long() + padding_idx
+
+
+class NTRotaryEmbedding(nn.Module):
+    """Rotary position embedding (rotate-half pairing), cos/sin computed in fp32."""
+
+    def __init__(self, config: NTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.inv_freq = nn.Buffer(self.compute_inv_freq(config), persistent=False)
+
+    @staticmethod
+    def compute_inv_freq(config: NTConfig) -> torch.Tensor:
+        """``1 / base ** (2i / k)``, with the SegmentNT base rescaling for longer inputs."""
+        dim = config.head_dim
+        base = config.rotary_base
+        if config.rotary_rescaling_factor != 1.0:
+            base = base * config.rotary_rescaling_factor ** (dim / (dim - 2))
+        return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+
+    @torch.no_grad()
+    def forward(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """fp32 ``cos``, ``sin`` of shape [B, L, k] for integer ``position_ids`` [B, L]."""
+        freqs = position_ids[..., None].float() * self.inv_freq.float()
+        angles = torch.cat((freqs, freqs), dim=-1)
+        return angles.cos(), angles.sin()
+
+
+class NTEmbeddings(nn.Module):
+    """Token embeddings, ESM token dropout (v1) and learned ESM-style positions (v1)."""
+
+    def __init__(self, config: NTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
+        self.position_embeddings = None
+        if config.position_embedding_type == "absolute":
+            self.position_embeddings = nn.Embedding(
+                config.max_position_embeddings, config.hidden_size, padding_idx=config.pad_token_id
+            )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+    ) -> torch.Tensor:
+        if inputs_embeds is None:
+            self._check_input_ids(input_ids)
+        embeddings = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        if self.config.token_dropout and input_ids is not None:
+            embeddings = self._token_dropout(embeddings, input_ids, attention_mask)
+        if self.position_embeddings is not None:
+            if position_ids is None:
+                position_ids = self._default_position_ids(input_ids, embeddings)
+            embeddings = embeddings + self.position_embeddings(position_ids)
+        if attention_mask is not None:
+            embeddings = embeddings * attention_mask.unsqueeze(-1).to(embeddings.dtype)
+        return embeddings
+
+    def _check_input_ids(self, input_ids: torch.Tensor) -> None:
+        """Clear errors for ids outside the vocabulary (e.g. a v2 tokenizer on a v1 model) and for inputs longer
+        than the learned position table."""
+        out_of_range = (input_ids < 0) | (input_ids >= self.config.vocab_size)
+        if out_of_range.any():
+            row, column = (int(i) for i in out_of_range.nonzero()[0])
+            raise ValueError(
+                f"token id {int(input_ids[row, column])} at sequence {row}, position {column} is outside the "
+                f"vocabulary of {self.config.vocab_size} rows (tokenizer layout {self.config.tokenizer_version})"
+            )
+        if self.position_embeddings is not None:
+            context = self.config.max_position_embeddings - self.config.pad_token_id - 1
+            if input_ids.shape[1] > context:
+                raise ValueError(
+                    f"input of {input_ids.shape[1]} tokens exceeds the {context}-token context of learned positions"
+                )
+
+    def _token_dropout(
+        self, embeddings: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        is_mask = input_ids == self.config.mask_token_id
+        embeddings = embeddings.masked_fill(is_mask.unsqueeze(-1), 0.0)
+        not_pad = attention_mask if attention_mask is not None else input_ids.ne(self.config.pad_token_id)
+        mask_ratio_observed = is_mask.sum(-1).float() / not_pad.sum(-1).clamp(min=1)
+        scale = (1 - self.config.mask_ratio_train) / (1 - mask_ratio_observed)
+        return (embeddings * scale[:, None, None]).to(embeddings.dtype)
+
+    def _default_position_ids(self, input_ids: torch.Tensor | None, embeddings: torch.Tensor) -> torch.Tensor:
+        padding_idx = self.config.pad_token_id
+        if input_ids is not None:
+            return position_ids_from_input_ids(input_ids, padding_idx)
+        length = embeddings.shape[1]
+        positions = torch.arange(padding_idx + 1, length + padding_idx + 1, device=embeddings.device)
+        return positions.unsqueeze(0).expand(embeddings.shape[:2])
+
+
+class NTAttention(nn.Module):
+    """Multi-head self-attention with biased ``query``/``key``/``value``/``output`` projections."""
+
+    def __init__(self, config: NTConfig, layer_idx: int) -> None:
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.head_dim = config.head_dim
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.output = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        input_shape = hidden_states.shape[:-1]
+        hidden_shape = (*input_shape, -1, self.head_dim)
+        query = self.query(hidden_states).view(hidden_shape).transpose(1, 2)
+        key = self.key(hidden_states).view(hidden_shape).transpose(1, 2)
+        value = self.value(hidden_states).view(hidden_shape).transpose(1, 2)
+        if position_embeddings is not None:
+            query, key = apply_rotary_pos_emb(query, key, *position_embeddings)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self, query, key, value, attention_mask, dropout=0.0, scaling=self.scaling, **kwargs
+        )
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        return self.output(attn_output), attn_weights
+
+
+class NTFeedForward(nn.Module):
+    """``fc1 -> GELU -> fc2`` (v1) or ``fc1(d, 2F) -> silu(gate) * up -> fc2`` (v2, SwiGLU).
+
+    ``fc2`` takes the intermediate activation as input, so IA3 with ``feedforward_modules=["fc2"]`` rescales it.
+    """
+
+    def __init__(self, config: NTConfig) -> None:
+        super().__init__()
+        self.is_glu = config.ffn_activation == "swiglu"
+        fc1_width = 2 * config.intermediate_size if self.is_glu else config.intermediate_size
+        self.fc1 = nn.Linear(config.hidden_size, fc1_width, bias=config.add_bias_ffn)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.add_bias_ffn)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.fc1(hidden_states)
+        if self.is_glu:
+            gate, up = hidden_states.chunk(2, dim=-1)
+            hidden_states = nn.functional.silu(gate) * up
+        else:
+            hidden_states = nn.functional.gelu(hidden_states)
+        return self.fc2(hidden_states)
+
+
+class NTLayer(GradientCheckpointingLayer):
+    """Pre-LN block: ``x + attention(LN(x))``, then ``x + FFN(LN(x))``."""
+
+    def __init__(self, config: NTConfig, layer_idx: int) -> None:
+        super().__init__()
+        self.attention_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = NTAttention(config, layer_idx)
+        self.ffn_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn = NTFeedForward(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        attn_output, _ = self.attention(
+            self.attention_layer_norm(hidden_states),
+            attention_mask=attention_mask,
+            position_embeddings=position_embeddings,
+            **kwargs,
+        )
+        hidden_states = hidden_states + attn_output
+        return hidden_states + self.ffn(self.ffn_layer_norm(hidden_states))
+
+
+class NTLMHead(nn.Module):
+    """Untied RoBERTa-style head: ``dense -> GELU -> LayerNorm -> decoder + bias``."""
+
+    def __init__(self, config: NTConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.layer_norm(nn.functional.gelu(self.dense(features)))
+        return self.decoder(hidden_states) + self.bias
+
+
+class NTPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, attention backends and output capture shared by all NT models."""
+
+    config: NTConfig
+    config_class = NTConfig
+    base_model_prefix = "nt"
+    supports_gradient_checkpointing = True
+    accepts_loss_kwargs = False
+    _no_split_modules: ClassVar[list[str]] = ["NTLayer", "NTEmbeddings"]
+    _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [r"^lm_head\."]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_record_outputs: ClassVar[dict[str, Any]] = {
+        "hidden_states": NTLayer,
+        "attentions": OutputRecorder(NTAttention, index=1),
+    }
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Standard init, plus the zero LM bias and the non-persistent rotary frequencies."""
+        super()._init_weights(module)
+        if isinstance(module, NTLMHead):
+            init.zeros_(module.bias)
+        elif isinstance(module, NTRotaryEmbedding):
+            init.copy_(module.inv_freq, module.compute_inv_freq(module.config))
+
+
+class NTModel(NTPreTrainedModel):
+    """The NT encoder without head; ``last_hidden_state`` is taken after the final LayerNorm.
+
+    This is the fast path for embeddings (no LM head). ``output_hidden_states=True`` gives
+    ``num_hidden_layers + 1`` states: the embedding output, each block's output, and the last one after the final
+    LayerNorm; an int or a list of ints selects only those indices.
+    """
+
+    def __init__(self, config: NTConfig) -> None:
+        super().__init__(config)
+        self.embeddings = NTEmbeddings(config)
+        self.rotary_emb = NTRotaryEmbedding(config) if config.position_embedding_type == "rotary" else None
+        self.layers = nn.ModuleList([NTLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutput:
+        """Encode ``input_ids`` [B, L] (right-padded, ``attention_mask`` 1 on real tokens).
+
+        ``position_ids`` default to the ESM ids (v1) or ``0 .. L-1`` from ``<cls>`` (v2).
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        hidden_states = self.embeddings(input_ids, attention_mask, position_ids, inputs_embeds)
+        mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
+        )
+        position_embeddings = None
+        if self.rotary_emb is not None:
+            if position_ids is None:
+                position_ids = torch.arange(hidden_states.shape[1], device=hidden_states.device).unsqueeze(0)
+            position_embeddings = self.rotary_emb(position_ids)
+        for layer in self.layers:
+            hidden_states = layer(
+                hidden_states, attention_mask=mask, position_embeddings=position_embeddings, **kwargs
+            )
+        return BaseModelOutput(last_hidden_state=self.final_layer_norm(hidden_states))
+
+
+class NTForMaskedLM(NTPreTrainedModel):
+    """NT encoder with the masked-language-modelling head (logits over the vocabulary)."""
+
+    def __init__(self, config: NTConfig) -> None:
+        super().__init__(config)
+        self.nt = NTModel(config)
+        self.lm_head = NTLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head.decoder = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MaskedLMOutput:
+        """MLM logits; ``labels`` (-100 = ignored) give the mean cross-entropy ``loss``."""
+        outputs = self.nt(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = CrossEntropyLoss()(
+                logits.view(-1, self.config.vocab_size), labels.to(logits.device).view(-1)
+            )
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+def pool_hidden_states(
+    hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
+) -> torch.Tensor:
+    """``<cls>`` state, or the mean over non-padding tokens after ``<cls>`` (``pooling="mean"``)."""
+    if pooling == "cls":
+        return hidden_states[:, 0]
+    weights = torch.ones(hidden_states.shape[:2], device=hidden_states.device)
+    if attention_mask is not None:
+        weights = attention_mask.to(weights)
+    weights[:, 0] = 0.0
+    weights = weights.to(hidden_states.dtype).unsqueeze(-1)
+    return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+def sequence_classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, config: NTConfig
+) -> torch.Tensor:
+    """Regression (MSE), single-label (cross-entropy) or multi-label (BCE) loss, inferred as in transformers."""
+    if config.problem_type is None:
+        if config.num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        if config.num_labels == 1:
+            logits, labels = logits.view(-1), labels.view(-1)
+        return MSELoss()(logits, labels.to(logits.dtype))
+    if config.problem_type == "single_label_classification":
+        return CrossEntropyLoss()(logits.view(-1, config.num_labels), labels.view(-1))
+    return BCEWithLogitsLoss()(logits, labels.to(logits.dtype))
+
+
+class NTForSequenceClassification(NTPreTrainedModel):
+    """NT encoder with a linear ``classifier`` on the pooled state (``config.pooling``); classification or
+    regression according to ``config.problem_type``/``num_labels``."""
+
+    def __init__(self, config: NTConfig) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.nt = NTModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
+        """Per-sequence logits [B, num_labels]; ``labels`` give the loss of ``config.problem_type``."""
+        outputs = self.nt(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        if attention_mask is None and input_ids is not None:
+            attention_mask = input_ids.ne(self.config.pad_token_id)
+        pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.config.pooling)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None
+        if labels is not None:
+            loss = sequence_classification_loss(logits, labels.to(logits.device), self.config)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class NTForTokenClassification(NTPreTrainedModel):
+    """NT encoder with a linear per-token ``classifier``."""
+
+    def __init__(self, config: NTConfig) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.nt = NTModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> TokenClassifierOutput:
+        """Per-token logits [B, L, num_labels]; ``labels`` [B, L] (-100 = ignored) give the cross-entropy."""
+        outputs = self.nt(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.to(logits.device).view(-1))
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = [
+    "NTForMaskedLM",
+    "NTForSequenceClassification",
+    "NTForTokenClassification",
+    "NTModel",
+    "NTPreTrainedModel",
+]
