@@ -226,9 +226,7 @@ def plot_heatmap(results: list[BenchmarkResult], path: str | Path) -> Path:
             title += " (below the red line: paper reference)"
         axis.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=8)
         axis.set_yticks(range(len(names)), names, fontsize=8)
-        axis.set_title(
-            f"{benchmark} benchmark: MCC per task (below the red line: paper reference)", fontsize=9
-        )
+        axis.set_title(title, fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.03)
     figure.tight_layout()
     path = Path(path)

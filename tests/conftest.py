@@ -7,11 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_DATA = REPO_ROOT / "data"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """One torch and BLAS thread: tiny test models gain nothing from more, and on a busy 2-core machine
+    extra OpenMP threads contend and run several times slower."""
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
 
 
 def _shared_data_dir() -> Path:

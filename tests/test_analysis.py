@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 from benchmarks.analysis.annotation import (
     GENE_CLASSES,
@@ -31,16 +30,6 @@ from benchmarks.variants.alleles import ReferenceGenome
 from modeling_nt import NTConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One BLAS/OpenMP/torch thread: t-SNE and small forwards are much faster on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,6 @@ from benchmarks.tasks import TASKS, get_task
 TINY = {"filters": 16, "dilated_layers": 3, "head_hidden": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One thread: on a 2-core machine shared with other jobs, two OpenMP threads run several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _random_dna(rng: np.random.Generator, count: int, length: int) -> list[str]:
     return ["".join(rng.choice(list("ACGT"), size=length)) for _ in range(count)]
 

@@ -13,15 +13,6 @@ from modeling_nt import NTConfig, NTForMaskedLM, NTModel
 SHORT_CONTEXT = 12  # max_position_embeddings: 10 tokens with <cls>, windows of 9 tokens
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run much faster on one thread on a shared, loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(max_positions: int = 2050, seed: int = 0) -> NTModel:
     torch.manual_seed(seed)
     return NTModel(NTConfig.from_preset("tiny", max_position_embeddings=max_positions)).eval()

@@ -14,15 +14,6 @@ from benchmarks.results import load_results
 from modeling_nt import NTConfig, NTForMaskedLM, NTForSequenceClassification, tokenizer_for
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train much faster on one thread on a shared, loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def checkpoint(tmp_path):
     """A tiny masked-LM checkpoint folder standing in for a pretrained model."""
