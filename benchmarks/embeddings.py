@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from tokenization import validate_sequence
+
 POOLINGS = ("mean", "cls", "none")
 FORMATS = ("parquet", "npy")
 DEFAULT_OVERLAP_TOKENS = 64
@@ -316,6 +318,10 @@ def read_fasta(path: str | Path) -> tuple[list[str], list[str]]:
     for number, (name, sequence) in enumerate(zip(names, sequences, strict=True)):
         if not sequence:
             raise ValueError(f"{path}: record {number} ({name!r}) has an empty sequence")
+        try:
+            validate_sequence(sequence, strict=False)
+        except ValueError as error:
+            raise ValueError(f"{path}: record {number} ({name!r}): {error}") from None
     return names, sequences
 
 
