@@ -157,12 +157,12 @@ def test_unknown_probe_and_too_many_layers_are_rejected(tmp_path):
         probing.run_probing(tiny_model(), gc_task(), "gc", tmp_path, layers=[3], progress=False)
 
 
-def test_raw_tokens_and_probe_beat_chance_on_prom_300_tata(shared_data, tmp_path):
+def test_raw_tokens_and_probe_beat_chance_on_prom_300_tata(bundled_data, tmp_path):
     """Measured (tiny random model, 3 folds, 2 trials, all 4,904 training sequences, 613 test sequences):
     raw-token baseline MCC 0.29 (CV mean) / 0.32 (test); the mean-pooled embeddings of the random model carry
     little: 0.10 (layer 0) and 0.08 (layer 2) CV mean. The test asserts MCC > 0.2 and > 0.04 (chance: 0)."""
     task = load_task(
-        "gue", "prom_300_tata", data_dir=shared_data / "tasks/gue/prom/prom_300_tata", cache_dir=tmp_path
+        "gue", "prom_300_tata", data_dir=bundled_data / "gue/prom/prom_300_tata", cache_dir=tmp_path
     )
     results = probing.run_probing(
         tiny_model(),
