@@ -390,7 +390,7 @@ def render_model_card(
         library_name="transformers",
         pipeline_tag="fill-mask",
         tags=["dna", "genomics", "biology", "nucleotide-transformer"],
-        base_model=variables["hub_id"],
+        base_model=variables.get("hub_id"),
         datasets=sorted({HUB_REPOS[r.benchmark] for r in own if r.benchmark in HUB_REPOS}) or None,
         eval_results=_eval_results(own),
     )

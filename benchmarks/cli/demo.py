@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  IA3 adapters           {out / 'finetune'}")
     print(f"  all results (JSON)     {out / 'results.json'}")
     for kind, path in paths.items():
-        print(f"  leaderboard ({kind}){' ' * (10 - len(kind))}{path}")
+        print(f"  leaderboard ({kind}){' ' * (9 - len(kind))}{path}")
     print(f"  model card             {card}")
     return 0
 
