@@ -63,12 +63,6 @@ class Window:
     own_end: int
 
 
-def context_length(config: Any) -> int:
-    """Longest input in tokens (with ``<cls>``): ``max_position_embeddings - 2`` (1000 v1, 2048 v2), as the
-    tokenizer of ``modeling_nt.tokenizer_for``."""
-    return config.max_position_embeddings - 2
-
-
 def load_backbone(model: Any, dtype: str = "fp32", device: str | None = None):
     """The NT encoder (no LM/classification head) to embed with, in eval mode.
 
@@ -228,7 +222,7 @@ def iter_embeddings(
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     version = backbone.config.tokenizer_version
     vocab = vocabulary(version)
-    context = context_length(backbone.config)
+    context = backbone.config.max_tokens
     bar = tqdm(total=len(indices), desc="embedding", unit="seq", disable=not progress)
     for chunk_start in range(0, len(indices), chunk_size):
         chunk = list(indices[chunk_start : chunk_start + chunk_size])
@@ -300,22 +294,27 @@ def embed_sequences(
     return {layer: np.stack(items).astype(np.float32) for layer, items in collected.items()}
 
 
-def read_fasta(path: str | Path) -> tuple[list[str], list[str]]:
-    """Names and sequences of a FASTA file (plain, gzip or bgzip)."""
+def iter_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
+    """``(name, sequence)`` of every record of a FASTA file (plain, gzip or bgzip), streamed one at a time."""
     import pysam
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"FASTA file not found: {path}")
-    names, sequences = [], []
     try:
         with pysam.FastxFile(str(path)) as records:
             for record in records:
-                names.append(record.name)
-                sequences.append(record.sequence or "")
+                yield record.name, record.sequence or ""
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: not a readable FASTA file ({error})") from error
-    for number, (name, sequence) in enumerate(zip(names, sequences, strict=True)):
+
+
+def read_fasta(path: str | Path) -> tuple[list[str], list[str]]:
+    """Names and sequences of a FASTA file; empty records and characters outside the input policy are errors
+    naming the record."""
+    records = list(iter_fasta(path))
+    names, sequences = [name for name, _ in records], [sequence for _, sequence in records]
+    for number, (name, sequence) in enumerate(records):
         if not sequence:
             raise ValueError(f"{path}: record {number} ({name!r}) has an empty sequence")
         try:

@@ -305,7 +305,7 @@ def run_probing(
         One result per (layer, probe), plus the baseline, in the leaderboard schema: every result recorded in
         ``out_dir`` for this task (those of an earlier, interrupted or narrower run are kept, not redone).
     """
-    from .embeddings import context_length, load_backbone
+    from .embeddings import load_backbone
 
     unknown = sorted(set(probes) - set(PROBES))
     if unknown:
@@ -373,7 +373,7 @@ def run_probing(
 
     if raw_token_baseline:
         features = raw_token_features(
-            sequences, backbone.config.tokenizer_version, context_length(backbone.config)
+            sequences, backbone.config.tokenizer_version, backbone.config.max_tokens
         )
         run_one(BASELINE, BASELINE, None, features)
     pending = [

@@ -45,12 +45,10 @@ for _auto_class, _model_class in _AUTO_CLASSES.items():
 
 def tokenizer_for(config: NTConfig) -> PreTrainedTokenizerBase:
     """The fast tokenizer matching ``config``: id layout ``config.tokenizer_version``, and a maximum length of
-    ``max_position_embeddings - 2`` tokens (1000 for v1, 2048 for v2)."""
+    ``config.max_tokens`` tokens (1000 for v1, 2048 for v2)."""
     from tokenization import build_tokenizer
 
-    return build_tokenizer(
-        version=config.tokenizer_version, model_max_length=config.max_position_embeddings - 2
-    )
+    return build_tokenizer(version=config.tokenizer_version, model_max_length=config.max_tokens)
 
 
 __all__ = [

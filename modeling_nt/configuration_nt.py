@@ -154,6 +154,12 @@ class NTConfig(PreTrainedConfig):
         """Size of one attention head."""
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def max_tokens(self) -> int:
+        """Longest input in tokens, ``<cls>`` included: the position table minus the ESM offset rows
+        (1000 for v1, 2048 for v2; rotary models take longer inputs with ``rotary_rescaling_factor``)."""
+        return self.max_position_embeddings - self.pad_token_id - 1
+
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> NTConfig:
         """The configuration of a named preset (see ``PRESETS``), with ``overrides`` applied."""

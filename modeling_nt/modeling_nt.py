@@ -144,12 +144,11 @@ class NTEmbeddings(nn.Module):
                 f"token id {int(input_ids[row, column])} at sequence {row}, position {column} is outside the "
                 f"vocabulary of {self.config.vocab_size} rows (tokenizer layout {self.config.tokenizer_version})"
             )
-        if self.position_embeddings is not None:
-            context = self.config.max_position_embeddings - self.config.pad_token_id - 1
-            if input_ids.shape[1] > context:
-                raise ValueError(
-                    f"input of {input_ids.shape[1]} tokens exceeds the {context}-token context of learned positions"
-                )
+        if self.position_embeddings is not None and input_ids.shape[1] > self.config.max_tokens:
+            raise ValueError(
+                f"input of {input_ids.shape[1]} tokens exceeds the {self.config.max_tokens}-token context of "
+                "learned positions"
+            )
 
     def _token_dropout(
         self, embeddings: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None

@@ -434,10 +434,9 @@ def region_window(labels: GenomeLabels, genome: Any, chrom: str, start: int, end
 def encode_windows(sequences: list[str], config: Any) -> dict[str, np.ndarray]:
     """:func:`tokenization.encode_batch` of window sequences for the model of ``config``, with an error naming
     the context limit when a window does not fit."""
-    from benchmarks.embeddings import context_length
     from tokenization import encode_batch
 
-    context = context_length(config)
+    context = config.max_tokens
     try:
         return encode_batch(sequences, config.tokenizer_version, max_length=context)
     except ValueError as error:

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.variants.alleles import reverse_complement
+
 from .annotation import DEFAULT_PROMOTER_BP
 
 _GC = {"intergenic": 0.30, "3UTR": 0.38, "intron": 0.45, "5UTR": 0.65, "promoter": 0.75}
 _CODONS = ("GCC", "GAG", "AAG", "CTG", "GTG", "ATC", "ACC", "GGC", "CGC", "TTC", "AAC", "CAG")
-_COMPLEMENT = str.maketrans("ACGT", "TGCA")
 
 
 @dataclass
@@ -152,7 +153,7 @@ def make_synthetic_genome(
             sequence, spans = _gene(draw, layout)
             strand = "+" if rng.random() < 0.5 else "-"
             if strand == "-":
-                sequence = sequence.translate(_COMPLEMENT)[::-1]
+                sequence = reverse_complement(sequence)
             start = offset + len(intergenic) + (layout.promoter if strand == "+" else 0)
             transcript_spans = [(kind, s - layout.promoter, e - layout.promoter) for kind, s, e in spans[1:]]
             transcript_length = len(sequence) - layout.promoter

@@ -58,18 +58,11 @@ def default_chunk_bp(version: str) -> int:
 
 def iter_chunks(path: Path, chunk_bp: int) -> Iterator[tuple[str, int, str]]:
     """(record name, 0-based start, sequence) of consecutive chunks of every FASTA record."""
-    import pysam
+    from benchmarks.embeddings import iter_fasta
 
-    if not path.is_file():
-        raise FileNotFoundError(f"FASTA file not found: {path}")
-    try:
-        with pysam.FastxFile(str(path)) as records:
-            for record in records:
-                sequence = record.sequence or ""
-                for start in range(0, max(len(sequence), 1), chunk_bp):
-                    yield record.name, start, sequence[start : start + chunk_bp]
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable FASTA file ({error})") from error
+    for name, sequence in iter_fasta(path):
+        for start in range(0, max(len(sequence), 1), chunk_bp):
+            yield name, start, sequence[start : start + chunk_bp]
 
 
 def _summarise_fasta(args: argparse.Namespace) -> int:

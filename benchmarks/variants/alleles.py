@@ -20,7 +20,6 @@ Windows (:func:`build_window`), all coordinates 0-based and half-open:
 
 from __future__ import annotations
 
-import gzip
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import pysam
 
+from modeling_nt.pretraining.haplotypes import open_vcf
 from tokenization import token_starts
 
 ALLELE_PATTERN = re.compile(r"[ACGTN]+")
@@ -118,19 +118,6 @@ def skip_reason_of(ref: str, alt: str | None) -> str | None:
     if alt == ref:
         return "ALT equals REF"
     return None
-
-
-def open_vcf(path: str | Path) -> pysam.VariantFile:
-    """Open a VCF/BCF (plain, bgzip or plain gzip) with pysam; raise FileNotFoundError/ValueError clearly."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"VCF file not found: {path}")
-    try:
-        return pysam.VariantFile(str(path))
-    except NotImplementedError:  # plain gzip (not BGZF): htslib cannot seek, read it as a stream
-        return pysam.VariantFile(gzip.open(path))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable VCF file ({error})") from error
 
 
 def read_variant_alleles(path: str | Path) -> Iterator[VariantAllele]:

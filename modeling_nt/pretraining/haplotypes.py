@@ -68,15 +68,18 @@ class _Variant:
 
 @contextlib.contextmanager
 def open_vcf(path: str | Path) -> Iterator[object]:
-    """``pysam.VariantFile`` on a VCF/BCF; plain-gzip VCFs (which htslib cannot open) go through a temp copy."""
+    """``pysam.VariantFile`` on a VCF/BCF (plain, bgzip or plain gzip), rewindable; clear errors for missing or
+    unreadable files. htslib cannot open plain-gzip VCFs: they go through a decompressed temporary copy."""
     import pysam
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"VCF {path} does not exist")
+    if not path.is_file():
+        raise FileNotFoundError(f"VCF file not found: {path}")
     try:
         vcf = pysam.VariantFile(str(path))
-    except (NotImplementedError, OSError, ValueError):
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable VCF file ({error})") from error
+    except NotImplementedError:  # plain gzip: htslib cannot seek in it
         with tempfile.TemporaryDirectory() as folder:
             plain = Path(folder) / "variants.vcf"
             with gzip.open(path, "rb") as source, open(plain, "wb") as target:

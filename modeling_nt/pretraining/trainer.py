@@ -228,7 +228,7 @@ def build_trainer(config: PretrainingConfig, callbacks: Sequence[Any] = ()) -> A
     set_seed(config.seed)
     model_config = NTConfig.from_preset(config.preset, **config.model_overrides)
     version = model_config.tokenizer_version
-    max_tokens = config.max_tokens or model_config.max_position_embeddings - 2
+    max_tokens = config.max_tokens or model_config.max_tokens
     model = NTForMaskedLM(model_config)
 
     sources = sources_from_config(config.train_genomes)
