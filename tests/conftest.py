@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,40 @@ def shared_data() -> Path:
 def bundled_data() -> Path:
     """The small real data files shipped in the repository (see data/README.md)."""
     return BUNDLED_DATA
+
+
+@dataclass
+class CliResult:
+    """What one in-process ``nt`` call returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_nt(capsys):
+    """Run ``nt ARGV...`` in this process: returns a :class:`CliResult` (argparse exits become codes)."""
+    from benchmarks.cli import main
+
+    def run(*argv: object) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main([str(arg) for arg in argv])
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 2
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def assert_bad_input(result: CliResult, *words: str) -> None:
+    """The contract for bad input: exit status 2, exactly one line on stderr, no traceback, and every one of
+    ``words`` (case-insensitive) in that line."""
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert result.code == 2, f"exit {result.code}, stderr: {result.err!r}"
+    assert "Traceback" not in result.err, result.err
+    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}: {result.err!r}"
+    for word in words:
+        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"

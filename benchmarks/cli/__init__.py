@@ -11,15 +11,24 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from typing import NoReturn
 
 
 class UserError(Exception):
     """An error caused by the user's input: printed as one clear line, without a traceback."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2), naming the command and
+    pointing to its ``--help``, instead of the usage block followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered command group."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nt", description="Nucleotide Transformer models, data and benchmarks on the Hugging Face stack."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -37,9 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command is None else 2
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"nt {args.command}: error: {error}", file=sys.stderr)
+    except (UserError, ValueError, OSError) as error:
+        print(f"nt {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line (an OSError names its file; newlines become "; ")."""
+    if isinstance(error, OSError) and error.filename is not None and str(error.filename) not in str(error):
+        text = f"{error.filename}: {error.strerror or error}"
+    else:
+        text = str(error) or type(error).__name__
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 if __name__ == "__main__":
