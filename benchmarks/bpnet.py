@@ -35,10 +35,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from tokenization import normalize_sequence, validate_sequence
+from modeling_nt.fingerprint import RunFingerprint, check_recorded, content_fingerprint, fingerprint_run
+from tokenization import as_sequence_list, normalize_sequence, validate_sequence
 
-from .folds import inner_split, stratified_folds
+from .checks import require_at_least, require_positive
+from .folds import check_classes, inner_split, stratified_folds
 from .metrics import MAIN_METRIC, compute_metrics
+from .progress import progress as report_progress
 
 if TYPE_CHECKING:
     from .results import BenchmarkResult
@@ -87,15 +90,13 @@ def encode_sequences(sequences: Sequence[str], length: int | None = None) -> np.
     position.
 
     Args:
-        sequences: DNA strings of any lengths.
+        sequences: DNA strings of any lengths (a bare ``str`` is one sequence).
         length: pad to this length (default: the longest sequence); a longer sequence is an error.
 
     Returns:
         ``uint8`` array of shape ``(len(sequences), length)``.
     """
-    if isinstance(sequences, str):
-        raise TypeError("encode_sequences takes a list of sequences, not one string")
-    rows = [_sequence_codes(text, index) for index, text in enumerate(sequences)]
+    rows = [_sequence_codes(text, index) for index, text in enumerate(as_sequence_list(sequences))]
     longest = max((len(row) for row in rows), default=0)
     length = longest if length is None else length
     if longest > length:
@@ -269,8 +270,10 @@ class TrainingConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_epochs < 1 or self.patience < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError(f"bad TrainingConfig {self}")
+        require_at_least(1, max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size)
+        require_positive(learning_rate=self.learning_rate)
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
 @dataclasses.dataclass
@@ -317,11 +320,16 @@ def _validation_score(metrics: dict[str, float], task_type: str) -> float:
 def predict(
     model: BPNet, codes: np.ndarray, batch_size: int = 256, device: str | torch.device = "auto"
 ) -> np.ndarray:
-    """Model outputs for encoded sequences: logits ``(n, num_labels)``, or values ``(n,)`` for regression."""
+    """Model outputs for encoded sequences: logits ``(n, num_labels)``, or values ``(n,)`` for regression.
+
+    The caller's ``model`` keeps its device and train/eval mode (a copy runs when it must move).
+    """
+    from .inference import model_for_inference
+
     device = resolve_device(device) if isinstance(device, str) else device
     codes_tensor = torch.from_numpy(np.asarray(codes))
     lengths = (codes_tensor != PAD_CODE).sum(dim=1)
-    model = model.to(device).eval()
+    model = model_for_inference(model, device)
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(codes_tensor), batch_size):
@@ -370,8 +378,6 @@ def fit(
         config: optimisation settings.
         description: progress bar label.
     """
-    from tqdm.auto import tqdm
-
     config = config or TrainingConfig()
     if task_type not in MAIN_METRIC:
         raise ValueError(f"task_type must be one of {sorted(MAIN_METRIC)}, got {task_type!r}")
@@ -402,7 +408,9 @@ def fit(
     loss_function = nn.MSELoss() if task_type == "regression" else nn.CrossEntropyLoss()
     history, best_state = TrainingHistory(), copy.deepcopy(model.state_dict())
     started = time.perf_counter()
-    epochs = tqdm(range(1, config.max_epochs + 1), desc=description, disable=not config.progress, leave=False)
+    epochs = report_progress(
+        range(1, config.max_epochs + 1), desc=description, unit="epochs", enabled=config.progress, leave=False
+    )
     for epoch in epochs:
         model.train()
         total_loss = 0.0
@@ -478,15 +486,46 @@ def train_and_score(
 # Benchmark runs
 
 
-def _load_state(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+def bpnet_run_fingerprint(
+    variant: str,
+    task: TaskSpec,
+    n_folds: int,
+    config: TrainingConfig,
+    model_overrides: dict[str, Any] | None,
+    train_sequences: Sequence[str],
+    train_labels: Sequence | np.ndarray,
+    test_sequences: Sequence[str] | None,
+    test_labels: Sequence | np.ndarray | None,
+) -> RunFingerprint:
+    """What determines the runs of :func:`evaluate_task`: the training and test data (sequences and labels),
+    ``--variant``, ``--benchmark``, ``--task``, ``--folds``, the model overrides and every training setting
+    (``--max-epochs``, ``--patience``, ``--batch-size``, ``--lr``, ``--weight-decay``, ``--rc-augment``,
+    ``--seed``). Not recorded: ``--device``, ``--threads`` and progress display."""
+    test = None if test_sequences is None else content_fingerprint(test_sequences, test_labels)
+    training = {
+        f"--{key.replace('_', '-')}".replace("--learning-rate", "--lr"): value
+        for key, value in dataclasses.asdict(config).items()
+        if key not in ("progress", "device")
+    }
+    return fingerprint_run(
+        inputs={"train data": content_fingerprint(train_sequences, train_labels), "test data": test},
+        settings={
+            "--variant": variant,
+            "--benchmark": task.benchmark,
+            "--task": task.name,
+            "--folds": n_folds,
+            **training,
+            "model overrides": model_overrides or {},
+        },
+    )
+
+
+def _load_state(path: Path, fingerprint: RunFingerprint) -> dict[str, Any]:
+    """The finished runs recorded at ``path`` (none when absent); refused when recorded by another run."""
     if not path.exists():
-        return {"settings": settings, "runs": {}}
+        return {"fingerprint": fingerprint, "runs": {}}
     state = json.loads(path.read_text())
-    if state.get("settings") != settings:
-        raise ValueError(
-            f"{path} holds an unfinished run with other settings ({state.get('settings')}); delete it to "
-            "start over, or rerun with the same settings to resume"
-        )
+    check_recorded(state.get("fingerprint"), fingerprint, path=path, started=True)
     return state
 
 
@@ -523,7 +562,9 @@ def evaluate_task(
         test_sequences, test_labels: the official test split (optional).
         n_folds: cross-validation folds; 0 for a train -> test run only.
         config: optimisation settings (also the seed of folds and inner splits).
-        state_path: JSON file recording finished folds; a rerun with the same settings skips them.
+        state_path: JSON file recording finished folds and the run's fingerprint
+            (:func:`bpnet_run_fingerprint`); a rerun with the same data and settings skips them, any other rerun
+            is refused (:class:`~modeling_nt.fingerprint.FingerprintMismatch` naming the difference).
         model_overrides: :class:`BPNetConfig` fields to change from the preset.
         log: where one line per finished run goes.
     """
@@ -534,9 +575,17 @@ def evaluate_task(
         raise ValueError(f"n_folds must be 0 (no cross-validation) or at least 2, got {n_folds}")
     if n_folds == 0 and test_sequences is None:
         raise ValueError("nothing to do: n_folds is 0 and there is no test split")
+    train_sequences = as_sequence_list(train_sequences, "train_sequences")
+    if test_sequences is not None:
+        test_sequences = as_sequence_list(test_sequences, "test_sequences")
     codes = encode_sequences(train_sequences)
     labels = np.asarray(train_labels)
-    folds = stratified_folds(labels, n_folds, seed=config.seed) if n_folds else []
+    if len(labels) != len(train_sequences):
+        raise ValueError(f"{len(train_sequences)} training sequences but {len(labels)} training labels")
+    source = f"task {task.name!r} (train split)"
+    if task.task_type != "regression":
+        check_classes(labels, source)
+    folds = stratified_folds(labels, n_folds, seed=config.seed, source=source) if n_folds else []
     runs = [
         (f"fold {fold}", train_idx, codes[eval_idx], labels[eval_idx])
         for fold, (train_idx, eval_idx) in enumerate(folds)
@@ -557,8 +606,19 @@ def evaluate_task(
         },
         "model_overrides": model_overrides or {},
     }
+    fingerprint = bpnet_run_fingerprint(
+        variant,
+        task,
+        n_folds,
+        config,
+        model_overrides,
+        train_sequences,
+        train_labels,
+        test_sequences,
+        test_labels,
+    )
     state_file = Path(state_path) if state_path else None
-    state = _load_state(state_file, settings) if state_file else {"settings": settings, "runs": {}}
+    state = _load_state(state_file, fingerprint) if state_file else {"fingerprint": fingerprint, "runs": {}}
     for name, train_idx, eval_codes, eval_labels in runs:
         if name in state["runs"]:
             log(f"{name}: {task.metric} {state['runs'][name]['score']:.4f} (done before, kept)")

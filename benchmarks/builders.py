@@ -2,26 +2,31 @@
 
 Three builders, one config per registered task (:mod:`benchmarks.tasks`):
 
-- :class:`OriginalBenchmark`: ``<data_dir>/<task>/{train,test}.fna`` (``.fna.gz`` too), FASTA headers ending
-  in ``|<label>`` (the layout of ``InstaDeepAI/nucleotide_transformer_downstream_tasks``);
+- :class:`OriginalBenchmark`: ``<data_dir>/<task>/{train,test}.fna`` (``.fna.gz`` too; ``data_dir`` may also
+  be the task folder itself), FASTA headers ending in ``|<label>`` (the layout of
+  ``InstaDeepAI/nucleotide_transformer_downstream_tasks``);
 - :class:`RevisedBenchmark`: tables with columns ``sequence, name, label[, task]`` as parquet, TSV or CSV,
   either per task (``<data_dir>/<task>/<split>.parquet``, or ``<split>-*.parquet`` shards) or one file for
   every task (``<data_dir>/<split>.tsv``), filtered on the ``task`` column;
-- :class:`GueBenchmark`: GUE-style folders ``<data_dir>/<task path>/{train,dev,test}.csv[.gz]`` with header
-  ``sequence,label``; ``data_dir`` may also be the task folder itself. Unregistered folders work too
-  (:func:`load_task` infers the number of classes, or a float label for regression).
+- :class:`GueBenchmark`: GUE-style folders ``<data_dir>/<task path>/{train,dev,test}.csv[.gz]`` (or
+  ``.tsv[.gz]``) with header ``sequence,label``; ``data_dir`` may also be the task folder itself. Unregistered
+  folders work too (:func:`load_task` infers the number of classes, or a float label for regression; class
+  labels must be ``0..K-1`` with ``K >= 2`` and are never renumbered: ``{0, 5}`` is an error naming the file
+  and row; the rule is :func:`task_from_labels`, shared with :mod:`benchmarks.user_tasks`).
 
 Every record is checked while the split is generated: empty or non-DNA sequences, labels that are not
-integers, labels out of range, duplicated names and missing splits raise :class:`TaskDataError` naming the file
-and the record. Without ``data_dir`` the task's files are downloaded from the Hub (checksums verified); offline,
-the error lists the expected files. :func:`load_task` wraps all of this; :func:`summarize` describes a task.
+integers, labels out of range, duplicated names, header-only FASTA records, files without records and missing
+splits raise :class:`TaskDataError` naming the file and the record (FASTA files are read by the package's one
+reader, :func:`benchmarks.embeddings.iter_fasta`). Without ``data_dir`` the task's files are downloaded
+from the Hub (checksums verified); offline, the error lists the expected files. :func:`load_task` wraps all
+of this; :func:`summarize` describes a task.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
+import itertools
 import math
 import re
 from collections import Counter
@@ -31,9 +36,13 @@ from typing import Any
 
 import datasets
 
+from modeling_nt.fingerprint import file_fingerprint, file_sha256
+
 from .tasks import HUB_REPOS, SPLITS, TASKS, TaskSpec, check_benchmark, get_task
 
 TABLE_SUFFIXES = (".parquet", ".tsv", ".tsv.gz", ".csv", ".csv.gz")
+GUE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
+FASTA_TASK_SUFFIXES = (".fna", ".fna.gz")
 NON_DNA = re.compile(r"[^ACGTNacgtn]")
 INTEGER = re.compile(r"[+-]?\d+")
 
@@ -49,7 +58,7 @@ class NTTaskConfig(datasets.BuilderConfig):
     Attributes:
         task: the task's metadata.
         splits: splits to build (default: all splits of the benchmark); a missing one is an error.
-        data_fingerprint: identity of the input files (paths, sizes, times), so a changed file is rebuilt.
+        data_fingerprint: identity of the input files (names, sizes, sha256), so a changed file is rebuilt.
     """
 
     task: TaskSpec | None = None
@@ -110,14 +119,20 @@ class OriginalBenchmark(_TaskBuilder):
     BUILDER_CONFIGS = _TaskBuilder.configs_for("original")
 
     def _read(self, path: Path, split: str) -> Iterator[tuple[str, str, str, str]]:
-        from Bio.SeqIO.FastaIO import SimpleFastaParser
+        from .embeddings import iter_fasta
 
-        with _open_text(path) as handle:
-            for number, (title, sequence) in enumerate(SimpleFastaParser(handle), start=1):
-                where = f"record {number} ({title!r})"
-                if "|" not in title:
-                    raise TaskDataError(f"{path}: {where}: header has no '|<label>' field")
-                yield where, title, sequence, title.rsplit("|", 1)[1].strip()
+        records = iter_fasta(path, full_header=True)
+        for number in itertools.count(1):
+            try:
+                title, sequence = next(records)
+            except StopIteration:
+                return
+            except ValueError as error:  # the reader's record rules (duplicates, empty records, no records)
+                raise TaskDataError(str(error)) from None
+            where = f"record {number} ({title!r})"
+            if "|" not in title:
+                raise TaskDataError(f"{path}: {where}: header has no '|<label>' field")
+            yield where, title, sequence, title.rsplit("|", 1)[1].strip()
 
 
 class RevisedBenchmark(_TaskBuilder):
@@ -138,7 +153,7 @@ class RevisedBenchmark(_TaskBuilder):
 
 
 class GueBenchmark(_TaskBuilder):
-    """GUE-style folders: ``train/dev/test.csv[.gz]`` with header ``sequence,label``."""
+    """GUE-style folders: ``train/dev/test.csv[.gz]`` (or ``.tsv[.gz]``) with header ``sequence,label``."""
 
     BENCHMARK = "gue"
     BUILDER_CONFIGS = _TaskBuilder.configs_for("gue")
@@ -210,10 +225,6 @@ class RecordChecker:
         return label
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else path.open()
-
-
 def _read_table(path: Path, required: tuple[str, ...]):
     """Read a parquet/TSV/CSV table as strings, checking its columns."""
     import pandas as pd
@@ -230,16 +241,16 @@ def _read_table(path: Path, required: tuple[str, ...]):
 
 
 def _layouts(benchmark: str, task: TaskSpec, data_dir: Path, split: str) -> list[Path]:
-    """Candidate file patterns of one split, most specific first."""
-    if benchmark == "original":
-        return [data_dir / task.path / f"{split}{suffix}" for suffix in (".fna", ".fna.gz")]
+    """Candidate file patterns of one split, most specific first, each once (``data_dir`` may be the task
+    folder itself for the original and GUE layouts: then ``data_dir / task.path`` and ``data_dir`` coincide)."""
     if benchmark == "revised":
         per_task = [data_dir / task.path / f"{split}{suffix}" for suffix in TABLE_SUFFIXES]
         shards = [data_dir / task.path / f"{split}-*.parquet"]
         combined = [data_dir / f"{split}{suffix}" for suffix in TABLE_SUFFIXES]
-        return per_task + shards + combined
+        return list(dict.fromkeys(per_task + shards + combined))
+    suffixes = FASTA_TASK_SUFFIXES if benchmark == "original" else GUE_SUFFIXES
     folders = [data_dir / task.path, data_dir]
-    return [folder / f"{split}{suffix}" for folder in folders for suffix in (".csv", ".csv.gz")]
+    return list(dict.fromkeys(folder / f"{split}{suffix}" for folder in folders for suffix in suffixes))
 
 
 def split_files(
@@ -251,6 +262,8 @@ def split_files(
         FileNotFoundError: a split has no file; the message lists the places that were searched.
     """
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder not found: {data_dir}")
     found = {}
     for split in splits or SPLITS[check_benchmark(benchmark)]:
         for pattern in _layouts(benchmark, task, data_dir, split):
@@ -267,12 +280,14 @@ def split_files(
 
 
 def data_fingerprint(files: dict[str, list[Path]]) -> str:
-    """Hash of the paths, sizes and modification times of the input files (the builder's cache key)."""
+    """Hash of the names, sizes and contents (sha256) of the input files: the builder's cache key, so a changed
+    file is rebuilt while a touched or moved one is not (the run fingerprint's rule,
+    :func:`modeling_nt.fingerprint.file_fingerprint`)."""
     digest = hashlib.sha256()
     for split, paths in sorted(files.items()):
         for path in paths:
-            stat = path.stat()
-            digest.update(f"{split}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            entry = file_fingerprint(path)
+            digest.update(f"{split}:{path.name}:{entry['size']}:{entry['sha256']}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -316,7 +331,7 @@ def _verify_checksums(repo_id: str, local_dir: Path) -> None:
         lfs = getattr(info, "lfs", None)
         if lfs is None:
             continue
-        actual = hashlib.sha256((local_dir / info.path).read_bytes()).hexdigest()
+        actual = file_sha256(local_dir / info.path)
         if actual != lfs.sha256:
             raise TaskDataError(
                 f"{local_dir / info.path}: sha256 {actual} differs from the Hub's {lfs.sha256}"
@@ -339,23 +354,78 @@ def _offline_message(benchmark: str, task: TaskSpec, reason: str) -> str:
 
 
 def infer_gue_task(name: str, data_dir: str | Path, splits: tuple[str, ...] | None = None) -> TaskSpec:
-    """Describe an unregistered GUE-style task folder: integer labels give classes, others a regression."""
+    """Describe an unregistered GUE-style task folder: integer labels give classes, others a regression.
+
+    Class labels must be the integers ``0..K-1`` with ``K >= 2``, every class present in some split: labels
+    are never renumbered (``{0, 5}`` is an error naming the file and row of label 5, not a 6-class task with
+    4 empty classes), and a single class is an error.
+    """
     probe = TaskSpec(name, "gue", 1, 0, "regulatory", task_type="regression", path=".")
     files = split_files("gue", probe, data_dir, splits)
-    labels, max_length = [], 0
+    labels, where, max_length = [], [], 0
     for paths in files.values():
         for path in paths:
             table = _read_table(path, required=("sequence", "label"))
             labels.extend(table["label"].str.strip())
-            max_length = max(max_length, int(table["sequence"].str.len().max()))
+            where.extend(f"{path}: row {row + 1}" for row in table.index)
+            if len(table):
+                max_length = max(max_length, int(table["sequence"].str.len().max()))
     if not labels:
         raise TaskDataError(f"{data_dir}: the task's files hold no records")
-    if all(INTEGER.fullmatch(label) for label in labels):
-        num_labels = max(int(label) for label in labels) + 1
-        return TaskSpec(name, "gue", max(num_labels, 2), max_length, "regulatory", path=".")
-    return TaskSpec(
-        name, "gue", 1, max_length, "regulatory", metric="pearson", task_type="regression", path="."
-    )
+    return task_from_labels(name, "gue", labels, where, max_length, source=str(data_dir))
+
+
+def task_from_labels(
+    name: str,
+    benchmark: str,
+    labels: list[str],
+    where: list[str],
+    max_length: int,
+    *,
+    source: str,
+    task_type: str | None = None,
+) -> TaskSpec:
+    """The :class:`TaskSpec` of an unregistered task from the text of all its labels: the one rule for label sets.
+
+    With ``task_type`` None, integer labels give classes and any other labels a regression (each label is then
+    checked as a number by :class:`RecordChecker`). Class labels must be the integers ``0..K-1`` with
+    ``K >= 2``: labels are never renumbered (``{0, 5}`` is an error naming the record of label 5, not a
+    6-class task with 4 empty classes), and a single class is an error.
+
+    Args:
+        labels, where: the label text of every record and where the record is (``"FILE: row 3"``), in order.
+        max_length: the longest sequence (the spec's ``sequence_length``).
+        source: the task's files, named in errors about the label set as a whole.
+        task_type: ``"classification"`` or ``"regression"`` to impose, None to infer.
+
+    Raises:
+        TaskDataError: a non-integer class label, a single class, or classes other than ``0..K-1``.
+    """
+    if task_type == "regression" or (
+        task_type is None and not all(INTEGER.fullmatch(label) for label in labels)
+    ):
+        return TaskSpec(
+            name, benchmark, 1, max_length, "regulatory", metric="pearson", task_type="regression", path="."
+        )
+    bad = next((row for row, label in enumerate(labels) if not INTEGER.fullmatch(label)), None)
+    if bad is not None:
+        raise TaskDataError(
+            f"{where[bad]}: label {labels[bad]!r} is not an integer (class labels are 0..K-1)"
+        )
+    values = [int(label) for label in labels]
+    classes = sorted(set(values))
+    if len(classes) < 2:
+        raise TaskDataError(
+            f"{source}: every label of task {name!r} is {classes[0]}: a classification task needs at "
+            "least two classes"
+        )
+    if classes != list(range(len(classes))):
+        row = next(i for i, value in enumerate(values) if not 0 <= value < len(classes))
+        raise TaskDataError(
+            f"{where[row]}: label {values[row]}: the labels of task {name!r} are {classes[:10]}, not the "
+            f"classes 0..{len(classes) - 1}; renumber them 0..K-1 (labels are not remapped)"
+        )
+    return TaskSpec(name, benchmark, len(classes), max_length, "regulatory", path=".")
 
 
 def load_task(
@@ -393,6 +463,8 @@ def load_task(
         builder = builder_class(config_name=spec.name, cache_dir=_str(cache_dir), **config_kwargs)
     else:
         builder = builder_class(name=spec.name, task=spec, cache_dir=_str(cache_dir), **config_kwargs)
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # "Generating train split" bars: noise before a one-line data error
     try:
         builder.download_and_prepare()
     except datasets.exceptions.DatasetGenerationError as error:
@@ -400,6 +472,9 @@ def load_task(
         if isinstance(cause, TaskDataError):
             raise TaskDataError(str(cause)) from None
         raise
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
     return builder.as_dataset()
 
 

@@ -8,10 +8,15 @@ Conventions
 - **Pooling**: ``"mean"`` averages the token embeddings of the sequence, excluding padding and, as a
   documented choice, the ``<cls>`` token (it carries no sequence content of its own); ``"cls"`` takes the
   ``<cls>`` embedding; ``"none"`` keeps one vector per token (``<cls>`` excluded), in sequence order.
-- **Long sequences**: a sequence whose tokens (plus ``<cls>``) exceed the context is tokenized once, as a
-  whole (so it keeps its own 6-mer frame), then cut into windows of ``context - 1`` tokens; consecutive
-  windows overlap by ``overlap`` tokens (default 64, at most half a window) and the last window is aligned to
-  the sequence end; each window gets its own ``<cls>``. Merge rule: every token is *owned* by exactly one
+- **Long sequences**: a window holds ``window_tokens`` tokens, ``<cls>`` included (``nt embed
+  --window-tokens``; from 2 to the architecture's ``max_tokens``). The default is the context the model was
+  trained at, :attr:`modeling_nt.NTConfig.default_window_tokens`: ``trained_max_tokens``, recorded by ``nt
+  pretrain``, and the published context of official checkpoints (1000 tokens v1, 2048 v2); a model that does
+  not record it falls back to ``max_tokens``. A sequence whose tokens (plus ``<cls>``) exceed the window is
+  tokenized once, as a whole (so it keeps its own 6-mer frame), then cut into windows of ``window_tokens - 1``
+  tokens; consecutive windows overlap by ``overlap`` tokens (default 64, at most half a window; a given
+  overlap must be below ``window_tokens - 1``) and the last window is aligned to the sequence end; each
+  window gets its own ``<cls>``. Merge rule: every token is *owned* by exactly one
   window, the overlap between two neighbouring windows being split at its midpoint (so each token comes from
   the window where it is farther from an edge). Per-token output concatenates the owned tokens; ``"mean"`` is
   the mean over all owned tokens (every token counted once, whatever the windowing); ``"cls"`` is the mean of
@@ -23,6 +28,8 @@ Conventions
   ``n_tokens``/``offset`` for ``"none"``). :func:`read_embeddings` reads both back.
 - **Resume**: work goes to ``<out>.parts/`` in atomically written parts of ``chunk_size`` sequences; a killed
   run restarted with the same arguments skips every sequence already in a part, so no row is duplicated. The
+  parts folder records the run's fingerprint (:func:`embedding_run_fingerprint`, written once the inputs are
+  validated); a rerun with another model, input file or value-changing argument is refused. The
   final file is assembled (in input order) once every sequence is done, and the parts are removed.
 - **Data parallel**: under ``torchrun`` / ``accelerate launch`` (``RANK`` / ``WORLD_SIZE`` set) each process
   embeds every ``WORLD_SIZE``-th sequence of the length-sorted order on its own device and writes its own
@@ -44,7 +51,18 @@ from typing import Any
 
 import numpy as np
 
-from tokenization import validate_sequence
+from modeling_nt.fingerprint import (
+    FINGERPRINT_FILE,
+    RunFingerprint,
+    check_fingerprint,
+    content_fingerprint,
+    fingerprint_run,
+    record_fingerprint,
+)
+from tokenization import as_sequence_list, validate_sequence
+
+from .checks import require_at_least
+from .progress import progress as report_progress
 
 POOLINGS = ("mean", "cls", "none")
 FORMATS = ("parquet", "npy")
@@ -66,28 +84,38 @@ class Window:
 def load_backbone(model: Any, dtype: str = "fp32", device: str | None = None):
     """The NT encoder (no LM/classification head) to embed with, in eval mode.
 
+    A model object given by the caller is never modified: when it is in training mode or not on ``device`` in
+    ``dtype``, a converted copy is returned instead (:func:`benchmarks.inference.model_for_inference`).
+
     Args:
-        model: a loaded model (its ``base_model`` is used), a checkpoint folder, or a preset name of
-            ``NTConfig.from_preset`` (randomly initialised with seed 0; for tests and demos).
+        model: a loaded model (its ``base_model`` is used), a checkpoint folder (ours, or an official ESM / v2
+            Hub folder, converted on load), or a preset name (random weights with seed 0, the same in every
+            process of a sharded run; announced on stderr). See :func:`modeling_nt.loading.load_model`.
         dtype: ``"fp32"`` or ``"bf16"``.
         device: torch device; default the process's GPU (``LOCAL_RANK``) when there is one, else CPU.
+
+    Raises:
+        FileNotFoundError, ValueError: a spec that names no folder or preset, or a folder that does not hold
+            a complete checkpoint (one line naming the folder and the problem).
     """
     import torch
 
-    from modeling_nt import NTConfig, NTModel
+    from modeling_nt import NTModel
+    from modeling_nt.loading import load_model
+
+    from .inference import model_for_inference
 
     if dtype not in ("fp32", "bf16"):
         raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
-    if isinstance(model, str | Path):
-        if Path(model).is_dir():
-            model = NTModel.from_pretrained(str(model))
-        else:
-            torch.manual_seed(0)  # the same random weights in every process of a sharded run
-            model = NTModel(NTConfig.from_preset(str(model)))
+    owned = isinstance(model, str | Path)  # loaded here: ours to convert in place
+    if owned:
+        model = load_model(model, NTModel, seed=0)
     backbone = getattr(model, "base_model", model)
     if device is None:
         device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    if not owned:  # never change the caller's model: itself when ready, else a converted copy
+        return model_for_inference(backbone, device, torch_dtype)
     return backbone.to(device=device, dtype=torch_dtype).eval()
 
 
@@ -129,6 +157,9 @@ def tokenize_windows(
 ) -> list[Window]:
     """Windows of the given sequences (tokenized whole, so that long sequences keep their own 6-mer frame)."""
     from tokenization import encode_batch, validate_sequence
+
+    if not isinstance(sequences, list):  # iter_embeddings passes its checked list: no O(N) check per chunk
+        sequences = as_sequence_list(sequences)
 
     for index in indices:
         if not sequences[index].strip():
@@ -197,6 +228,45 @@ class _Accumulator:
         return merged
 
 
+def resolve_window_tokens(config: Any, window_tokens: int | None = None) -> int:
+    """Tokens per window, ``<cls>`` included (module docstring): ``window_tokens`` checked against the model,
+    or by default its trained context (``config.default_window_tokens``; ``config.max_tokens`` for a config
+    that lacks it).
+
+    Raises:
+        ValueError: ``window_tokens`` is not an integer from 2 to ``config.max_tokens`` (one line naming
+            ``--window-tokens``).
+    """
+    limit = int(config.max_tokens)
+    if window_tokens is None:
+        return int(getattr(config, "default_window_tokens", limit))
+    if isinstance(window_tokens, bool) or not isinstance(window_tokens, int | np.integer):
+        raise ValueError(f"window_tokens (--window-tokens) must be an integer, got {window_tokens!r}")
+    if not 2 <= window_tokens <= limit:
+        raise ValueError(
+            f"window_tokens (--window-tokens) must be in [2, {limit}] tokens (<cls> included; this model "
+            f"takes at most {limit}), got {window_tokens}"
+        )
+    return int(window_tokens)
+
+
+def check_window_options(
+    backbone: Any, *, batch_size: int, chunk_size: int, overlap: int, window_tokens: int | None = None
+) -> int:
+    """The window size in tokens (:func:`resolve_window_tokens`), after a ValueError naming the parameter
+    unless ``batch_size, chunk_size >= 1`` and ``0 <= overlap <`` the window minus ``<cls>``. The default
+    overlap is exempt: on windows shorter than 129 tokens it is reduced to half a window (module docstring)."""
+    require_at_least(1, batch_size=batch_size, chunk_size=chunk_size)
+    tokens = resolve_window_tokens(backbone.config, window_tokens)
+    window = tokens - 1
+    if overlap < 0 or (overlap >= window and overlap != DEFAULT_OVERLAP_TOKENS):
+        raise ValueError(
+            f"overlap (--overlap) must be in [0, {window}) tokens, below the {tokens}-token window "
+            f"(--window-tokens) minus <cls>, got {overlap}"
+        )
+    return tokens
+
+
 def iter_embeddings(
     backbone: Any,
     sequences: Sequence[str],
@@ -208,22 +278,26 @@ def iter_embeddings(
     overlap: int = DEFAULT_OVERLAP_TOKENS,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
+    window_tokens: int | None = None,
 ) -> Iterator[tuple[list[int], dict[int, list[np.ndarray]], list[int]]]:
     """Embed ``sequences[indices]`` chunk by chunk, in the given order.
 
     Yields ``(chunk indices, {layer: [embedding per sequence]}, windows per sequence)`` once per chunk of
     ``chunk_size`` sequences. Inside a chunk, windows run in batches of ``batch_size``, longest first.
+    ``window_tokens``: tokens per window, ``<cls>`` included (default: the model's trained context; module
+    docstring).
     """
-    from tqdm.auto import tqdm
-
     from tokenization import vocabulary
 
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    sequences = as_sequence_list(sequences)
+    context = check_window_options(
+        backbone, batch_size=batch_size, chunk_size=chunk_size, overlap=overlap, window_tokens=window_tokens
+    )
     version = backbone.config.tokenizer_version
     vocab = vocabulary(version)
-    context = backbone.config.max_tokens
-    bar = tqdm(total=len(indices), desc="embedding", unit="seq", disable=not progress)
+    bar = report_progress(total=len(indices), desc="embed", unit="sequences", enabled=progress)
     for chunk_start in range(0, len(indices), chunk_size):
         chunk = list(indices[chunk_start : chunk_start + chunk_size])
         windows = tokenize_windows(sequences, chunk, version, context, overlap)
@@ -244,6 +318,7 @@ def iter_embeddings(
 
 def length_sorted(sequences: Sequence[str]) -> list[int]:
     """Input indices, longest sequence first (stable), so that batches hold similar lengths."""
+    sequences = as_sequence_list(sequences)
     return sorted(range(len(sequences)), key=lambda index: -len(sequences[index]))
 
 
@@ -257,6 +332,7 @@ def embed_sequences(
     dtype: str = "fp32",
     overlap: int = DEFAULT_OVERLAP_TOKENS,
     progress: bool = True,
+    window_tokens: int | None = None,
 ) -> dict[int, np.ndarray | list[np.ndarray]]:
     """Embed sequences in memory.
 
@@ -267,12 +343,19 @@ def embed_sequences(
         pooling: ``"mean"``, ``"cls"`` or ``"none"``.
         batch_size: windows per forward pass (sequences are length-sorted first).
         dtype: ``"fp32"`` or ``"bf16"`` (outputs are float32 either way).
-        overlap: window overlap in tokens for sequences longer than the context.
+        overlap: window overlap in tokens for sequences longer than a window.
         progress: show a progress bar.
+        window_tokens: tokens per window, ``<cls>`` included, 2 to the model's ``max_tokens`` (default: the
+            context the model was trained at; module docstring, "Long sequences").
 
     Returns:
         ``{layer: array [N, d]}`` in input order, or for ``"none"`` ``{layer: [array [n_tokens_i, d]]}``.
+
+    Raises:
+        ValueError: a bad ``window_tokens`` or ``overlap`` (one line naming ``--window-tokens`` /
+            ``--overlap``), bad layers, pooling or sequences.
     """
+    sequences = as_sequence_list(sequences)
     backbone = load_backbone(model, dtype)
     layers = resolve_layers(layers, backbone.config.num_hidden_layers)
     collected: dict[int, list[np.ndarray | None]] = {layer: [None] * len(sequences) for layer in layers}
@@ -285,6 +368,7 @@ def embed_sequences(
         batch_size=batch_size,
         overlap=overlap,
         progress=progress,
+        window_tokens=window_tokens,
     ):
         for layer in layers:
             for index, embedding in zip(chunk, embeddings[layer], strict=True):
@@ -294,33 +378,66 @@ def embed_sequences(
     return {layer: np.stack(items).astype(np.float32) for layer, items in collected.items()}
 
 
-def iter_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
-    """``(name, sequence)`` of every record of a FASTA file (plain, gzip or bgzip), streamed one at a time."""
+def iter_fasta(path: str | Path, *, full_header: bool = False) -> Iterator[tuple[str, str]]:
+    """``(name, sequence)`` of every record of a FASTA file (plain, gzip or bgzip), streamed one at a time.
+
+    The package's one FASTA record reader. ``name`` is the header's first word, or with ``full_header`` the
+    whole header line after ``>``. The record rules of :class:`tokenization.FastaRecordChecker` apply while
+    reading: a repeated name, a header without sequence or a file without records raises a one-line
+    ValueError naming the file and the record number(s) (1-based).
+    """
     import pysam
+
+    from tokenization import FastaRecordChecker
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"FASTA file not found: {path}")
+    checker = FastaRecordChecker(path)
     try:
         with pysam.FastxFile(str(path)) as records:
             for record in records:
-                yield record.name, record.sequence or ""
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable FASTA file ({error})") from error
+                name = f"{record.name} {record.comment}" if full_header and record.comment else record.name
+                sequence = record.sequence or ""
+                checker.record(name, len(sequence))
+                yield name, sequence
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable FASTA file ({error})") from None
+    if not checker.count and _is_binary(path):
+        raise ValueError(f"{path}: not a readable FASTA file (binary content, not FASTA text)")
+    checker.finish()
+
+
+def _is_binary(path: Path) -> bool:
+    """Whether the first 4 KiB of a (possibly gzip-compressed) file are not UTF-8 text."""
+    import gzip
+
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as handle:
+                head = handle.read(4096)
+        except (OSError, EOFError):
+            return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start < len(head) - 3  # not a multi-byte character cut at the 4 KiB boundary
+    return b"\x00" in head
 
 
 def read_fasta(path: str | Path) -> tuple[list[str], list[str]]:
-    """Names and sequences of a FASTA file; empty records and characters outside the input policy are errors
-    naming the record."""
-    records = list(iter_fasta(path))
-    names, sequences = [name for name, _ in records], [sequence for _, sequence in records]
-    for number, (name, sequence) in enumerate(records):
-        if not sequence:
-            raise ValueError(f"{path}: record {number} ({name!r}) has an empty sequence")
+    """Names and sequences of a FASTA file (rules of :func:`iter_fasta`); characters outside the input policy
+    are errors naming the record (1-based number) and the position."""
+    names, sequences = [], []
+    for number, (name, sequence) in enumerate(iter_fasta(path), start=1):
         try:
             validate_sequence(sequence, strict=False)
         except ValueError as error:
             raise ValueError(f"{path}: record {number} ({name!r}): {error}") from None
+        names.append(name)
+        sequences.append(sequence)
     return names, sequences
 
 
@@ -387,7 +504,7 @@ def embed_fasta(model: Any, fasta: str | Path, out: str | Path, **options: Any) 
     """Embed every record of a FASTA file (plain, gzip or bgzip) into ``out``; ``options`` as in
     :func:`embed_records`."""
     names, sequences = read_fasta(fasta)
-    return embed_records(model, names, sequences, out, **options)
+    return embed_records(model, names, sequences, out, source=fasta, **options)
 
 
 def embed_records(
@@ -405,6 +522,8 @@ def embed_records(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
     merge_timeout_s: float = 3600.0,
+    source: str | Path | None = None,
+    window_tokens: int | None = None,
 ) -> Path | None:
     """Embed named sequences into ``out`` (formats, resume and data parallelism in the module docstring).
 
@@ -412,14 +531,21 @@ def embed_records(
         model: model, checkpoint folder or preset (see :func:`load_backbone`).
         names, sequences: record names and DNA strings.
         out: output parquet file (``fmt="parquet"``) or folder (``fmt="npy"``); never overwritten.
-        layers, pooling, batch_size, dtype, overlap: as in :func:`embed_sequences`.
+        layers, pooling, batch_size, dtype, overlap, window_tokens: as in :func:`embed_sequences`.
         chunk_size: sequences per resumable part.
         merge_timeout_s: how long rank 0 waits for the other ranks' parts.
+        source: the file the records were read from (recorded for the resume check as ``--fasta``; default:
+            the records themselves).
 
     Returns:
         The finished output on rank 0, None on the other ranks.
+
+    Raises:
+        FingerprintMismatch: ``out``'s parts were written by a run with another model, input or setting
+            (:func:`embedding_run_fingerprint`); the message names each difference.
     """
     out = Path(out)
+    names, sequences = as_sequence_list(names, "names"), as_sequence_list(sequences)
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if out.exists():
@@ -428,20 +554,20 @@ def embed_records(
         raise ValueError(f"need one name per sequence and at least one sequence, got {len(names)} names")
     rank, world = distributed_rank()
     folder = parts_dir(out)
-    _check_run_settings(
-        folder,
-        {
-            "n_sequences": len(sequences),
-            "layers": layers and list(layers),
-            "pooling": pooling,
-            "overlap": overlap,
-        },
+    fingerprint = embedding_run_fingerprint(
+        model, names, sequences, source, layers, pooling, overlap, dtype, window_tokens
+    )
+    check_fingerprint(
+        folder / FINGERPRINT_FILE, fingerprint, partial=folder, started=any(folder.glob("part-*.parquet"))
     )
     done = _done_indices(folder)
     todo = [index for index in length_sorted(sequences)[rank::world] if index not in done]
     if todo:
         backbone = load_backbone(model, dtype)
         resolved = resolve_layers(layers, backbone.config.num_hidden_layers)
+        options = {"batch_size": batch_size, "chunk_size": chunk_size, "overlap": overlap}
+        window_tokens = check_window_options(backbone, **options, window_tokens=window_tokens)
+        record_fingerprint(folder / FINGERPRINT_FILE, fingerprint)  # validated: the work starts here
         for chunk, embeddings, n_windows in iter_embeddings(
             backbone,
             sequences,
@@ -452,6 +578,7 @@ def embed_records(
             overlap=overlap,
             chunk_size=chunk_size,
             progress=progress and rank == 0,
+            window_tokens=window_tokens,
         ):
             _write_part(folder, rank, chunk, names, sequences, embeddings, n_windows, pooling)
     if rank != 0:
@@ -460,23 +587,34 @@ def embed_records(
     return _merge_parts(folder, out, fmt, pooling)
 
 
-def _check_run_settings(folder: Path, settings: dict[str, Any]) -> None:
-    """Record the settings of a run in its parts folder; refuse to resume parts written with other settings."""
-    import json
-
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "settings.json"
-    if path.is_file():
-        recorded = json.loads(path.read_text())
-        if recorded != settings:
-            raise ValueError(
-                f"{folder} holds parts of a run with settings {recorded}, not {settings}; "
-                "rerun with the same settings to resume, or delete the folder"
-            )
-        return
-    partial = folder / f".settings.{uuid.uuid4().hex}.tmp"
-    partial.write_text(json.dumps(settings))
-    os.replace(partial, path)
+def embedding_run_fingerprint(
+    model: Any,
+    names: Sequence[str],
+    sequences: Sequence[str],
+    source: str | Path | None,
+    layers: Sequence[int] | None,
+    pooling: str,
+    overlap: int,
+    dtype: str,
+    window_tokens: int | None = None,
+) -> RunFingerprint:
+    """What determines the rows of an embedding run: the model, the FASTA file (``source``) or else the
+    records themselves, ``--layers`` (as given), ``--pooling``, ``--overlap``, ``--dtype`` and
+    ``--window-tokens`` (as given; ``"model default"`` when not given: the model's entry pins the config that
+    sets it, :attr:`modeling_nt.NTConfig.default_window_tokens`). Not recorded:
+    ``--batch-size`` (padding is masked: same values up to float rounding), ``--chunk-size`` and the number of
+    processes (they only cut the work into parts), ``--format`` (applied when the parts are merged)."""
+    records = (
+        {"--fasta": source} if source is not None else {"sequences": content_fingerprint(names, sequences)}
+    )
+    settings = {
+        "--layers": list(layers) if layers else "last",
+        "--pooling": pooling,
+        "--overlap": overlap,
+        "--dtype": dtype,
+        "--window-tokens": "model default" if window_tokens is None else window_tokens,
+    }
+    return fingerprint_run(model=model, inputs=records, settings=settings)
 
 
 def _wait_for_parts(folder: Path, total: int, timeout_s: float) -> None:

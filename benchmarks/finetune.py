@@ -14,7 +14,8 @@ model on the fold's training part minus an inner validation part (used for check
 scores it on the fold's evaluation part and on the official test split. The reported ``test_score`` is that of
 the fold model with the best validation score (the selected checkpoint); every fold's test score is kept in
 ``extra``. A finished fold writes ``fold_<k>/score.json`` and its adapter (or model), so a killed run resumes
-with the next fold.
+with the next fold; a rerun with another model, task data or training setting is refused
+(:func:`finetuning_run_fingerprint`).
 
 Fine-tuning truncates sequences longer than the model's context (``tokenizer_for``'s maximum length).
 Adapters save and load on their own (:func:`load_adapter`; ``adapter_model.safetensors`` is kilobytes),
@@ -24,6 +25,7 @@ as an ordinary ``NTForSequenceClassification`` checkpoint.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -34,10 +36,21 @@ from typing import Any
 
 import numpy as np
 
+from modeling_nt.fingerprint import (
+    FINGERPRINT_FILE,
+    RunFingerprint,
+    check_fingerprint,
+    content_fingerprint,
+    fingerprint_run,
+    record_fingerprint,
+)
+
+from .checks import require_at_least, require_positive
 from .folds import inner_split, stratified_folds
 from .metrics import MAIN_METRIC, compute_metrics
-from .probing import model_name_of, task_type_of
-from .results import BenchmarkResult, save_results
+from .probing import task_type_of
+from .progress import is_terminal, trainer_progress_callback
+from .results import BenchmarkResult, model_name_of, save_results
 
 METHODS = ("ia3", "lora", "full")
 IA3_TARGET_MODULES = ("key", "value", "fc2")
@@ -56,18 +69,21 @@ def load_classifier(model: Any, num_labels: int, *, pooling: str | None = None, 
         num_labels: number of classes; 1 for regression.
         pooling: ``"cls"`` or ``"mean"`` for the head (default: the checkpoint's ``config.pooling``).
         seed: seed of the new head (and of the whole model for a preset).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`modeling_nt.loading.load_model` (one line naming the problem).
     """
     import torch
 
-    from modeling_nt import NTConfig, NTForSequenceClassification, NTModel
+    from modeling_nt import NTForSequenceClassification, NTModel
+    from modeling_nt.loading import load_model, resolve_spec
 
     overrides: dict[str, Any] = {"num_labels": num_labels}
     if pooling is not None:
         overrides["pooling"] = pooling
-    torch.manual_seed(seed)
-    if isinstance(model, str | Path) and not Path(model).is_dir():
-        return NTForSequenceClassification(NTConfig.from_preset(str(model), **overrides))
-    backbone = NTModel.from_pretrained(str(model)) if isinstance(model, str | Path) else model.base_model
+    if isinstance(model, str | Path) and isinstance(resolve_spec(model), str):
+        return load_model(model, NTForSequenceClassification, seed=seed, **overrides)
+    backbone = load_model(model, NTModel) if isinstance(model, str | Path) else model.base_model
     config = backbone.config.to_dict()
     for name in ("problem_type", "id2label", "label2id", "architectures"):
         config.pop(name, None)
@@ -78,11 +94,16 @@ def load_classifier(model: Any, num_labels: int, *, pooling: str | None = None, 
 
 
 def wrap_model(classifier: Any, method: str = "ia3", *, lora_rank: int = 8):
-    """Make a classifier trainable by ``method``: a ``PeftModel`` for IA3/LoRA, the model itself for full."""
+    """A trainable copy of a classifier for ``method``: a ``PeftModel`` for IA3/LoRA, the plain copy for full.
+
+    ``classifier`` itself is not changed (PEFT injects its layers into the copy); the copy costs one model's
+    memory, released with ``classifier`` when the caller drops it.
+    """
     from peft import IA3Config, LoraConfig, TaskType, get_peft_model
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    classifier = copy.deepcopy(classifier)
     if method == "full":
         return classifier
     if method == "ia3":
@@ -124,14 +145,18 @@ def count_parameters(wrapped: Any) -> dict[str, int]:
 def parameter_report(
     model: str = "nt-v2-50m-multi-species", method: str = "ia3", num_labels: int = 2, lora_rank: int = 8
 ) -> dict[str, Any]:
-    """Trainable parameters of ``method`` on a preset's architecture, built on the meta device (no weights are
-    allocated or run), and the implied fp32 sizes on disk: adapter + head against a full checkpoint."""
+    """Trainable parameters of ``method`` on the architecture of a preset or checkpoint folder (its config only),
+    built on the meta device (no weights are allocated or run), and the implied fp32 sizes on disk: adapter +
+    head against a full checkpoint."""
     import torch
 
-    from modeling_nt import NTConfig, NTForSequenceClassification
+    from modeling_nt import NTForSequenceClassification
+    from modeling_nt.loading import load_config
 
+    config = load_config(model)
+    config.num_labels = num_labels
     with torch.device("meta"):
-        classifier = NTForSequenceClassification(NTConfig.from_preset(model, num_labels=num_labels))
+        classifier = NTForSequenceClassification(config)
     counts = count_parameters(wrap_model(classifier, method, lora_rank=lora_rank))
     full_bytes = 4 * (counts["backbone"] + counts["head"])
     adapter_bytes = 4 * counts["trainable"] if method != "full" else full_bytes
@@ -169,11 +194,16 @@ def save_adapter(wrapped: Any, path: str | Path) -> Path:
     return Path(path)
 
 
-def load_adapter(model: Any, adapter_dir: str | Path, num_labels: int, *, pooling: str | None = None):
-    """A fresh backbone (``model`` as in :func:`load_classifier`) with the saved adapter (and head) applied."""
+def load_adapter(
+    model: Any, adapter_dir: str | Path, num_labels: int, *, pooling: str | None = None, seed: int = 0
+):
+    """A fresh backbone (``model`` as in :func:`load_classifier`) with the saved adapter (and head) applied.
+
+    For a preset ``model`` the backbone's random weights come from ``seed``: give the seed the adapter was
+    trained on (a fold of :func:`run_finetuning` uses the run's seed + the fold index)."""
     from peft import PeftModel
 
-    classifier = load_classifier(model, num_labels, pooling=pooling)
+    classifier = load_classifier(model, num_labels, pooling=pooling, seed=seed)
     return PeftModel.from_pretrained(classifier, str(adapter_dir)).eval()
 
 
@@ -183,8 +213,10 @@ def push_adapter(wrapped: Any, repo_id: str, **kwargs: Any) -> Any:
 
 
 def save_merged(wrapped: Any, path: str | Path, tokenizer: Any = None) -> Path:
-    """Fold the adapter into the weights and save an ordinary ``NTForSequenceClassification`` checkpoint."""
-    merged = wrapped.merge_and_unload() if hasattr(wrapped, "merge_and_unload") else wrapped
+    """Fold the adapter into the weights and save an ordinary ``NTForSequenceClassification`` checkpoint.
+
+    The merge runs on a copy: ``wrapped`` keeps its adapter (costs one model's memory while saving)."""
+    merged = copy.deepcopy(wrapped).merge_and_unload() if hasattr(wrapped, "merge_and_unload") else wrapped
     merged.save_pretrained(str(path))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(path))
@@ -192,13 +224,20 @@ def save_merged(wrapped: Any, path: str | Path, tokenizer: Any = None) -> Path:
 
 
 def predict(model: Any, tokenizer: Any, sequences: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Logits ``[N, num_labels]`` of a (possibly adapted) classifier, in eval mode, without gradients."""
+    """Logits ``[N, num_labels]`` of a (possibly adapted) classifier, in eval mode, without gradients.
+
+    ``sequences``: DNA strings (a bare ``str`` is one sequence). The model's train/eval mode is restored.
+    """
     import torch
 
-    model.eval()
+    from tokenization import as_sequence_list
+
+    from .inference import eval_mode
+
+    sequences = as_sequence_list(sequences)
     device = next(model.parameters()).device
     outputs = []
-    with torch.inference_mode():
+    with torch.inference_mode(), eval_mode(model):
         for start in range(0, len(sequences), batch_size):
             batch = tokenizer(
                 list(sequences[start : start + batch_size]),
@@ -247,6 +286,8 @@ def train_one(
 
     metric = MAIN_METRIC[task_type]
     eval_steps = eval_steps or max(1, steps // 10)
+    bar = progress and is_terminal()  # in a log: step lines with the time left instead of a redrawn bar
+    lines = [trainer_progress_callback(f"finetune {Path(output_dir).name}")] if progress and not bar else []
     arguments = TrainingArguments(
         output_dir=str(output_dir),
         max_steps=steps,
@@ -268,7 +309,7 @@ def train_one(
         report_to="none",
         seed=seed,
         use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=not progress,
+        disable_tqdm=not bar,
         ddp_find_unused_parameters=False,
     )
 
@@ -286,6 +327,7 @@ def train_one(
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=trainer_metrics,
+        callbacks=lines,
     )
     trainer.train()
     return float(trainer.state.best_metric)
@@ -316,6 +358,7 @@ def run_fold(
     fold = int(fold_dir.name.rsplit("_", 1)[1])
     classifier = load_classifier(model, num_labels, pooling=pooling, seed=seed + fold)
     wrapped = wrap_model(classifier, method, lora_rank=lora_rank)
+    del classifier  # wrap_model trains a copy: free the original
     tokenizer = tokenizer_for(wrapped.config)
     checkpoints = fold_dir / "checkpoints"
     val_score = train_one(
@@ -345,6 +388,18 @@ def run_fold(
     partial.write_text(json.dumps(record, indent=2))
     os.replace(partial, fold_dir / "score.json")
     return record
+
+
+def finetuning_run_fingerprint(model: Any, dataset_dict: Any, **settings: Any) -> RunFingerprint:
+    """What determines the folds of a fine-tuning run: the model, the task data (sequences and labels of the
+    ``train`` and ``test`` splits) and every training setting (``--method``, ``--steps``, ``--batch-size``,
+    ``--lr``, ``--eval-steps``, ``--folds``, ``--pooling``, ``--lora-rank``, ``--seed``, the inner validation
+    fraction: all change the trained models). Not recorded: progress display."""
+    splits = [dataset_dict[name] for name in ("train", "test") if name in dataset_dict]
+    data = content_fingerprint(*(list(split[column]) for split in splits for column in ("sequence", "label")))
+    flags = {"learning_rate": "--lr", "inner_fraction": "inner_fraction"}
+    values = {flags.get(key, "--" + key.replace("_", "-")): value for key, value in settings.items()}
+    return fingerprint_run(model=model, inputs={"task data": data}, settings=values)
 
 
 def run_finetuning(
@@ -383,16 +438,42 @@ def run_finetuning(
 
     Returns:
         A one-element list with the :class:`BenchmarkResult` (method = ``method``).
+
+    Raises:
+        FingerprintMismatch: the working folder holds folds of a run with another model, task data or
+            setting (:func:`finetuning_run_fingerprint`, recorded in ``<task>_<method>/fingerprint.json``).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    require_at_least(1, steps=steps, batch_size=batch_size, eval_steps=eval_steps, lora_rank=lora_rank)
+    require_positive(learning_rate=learning_rate)
     train, test = dataset_dict["train"], dataset_dict["test"]
     task_type = task_type_of(train)
     labels = np.asarray(train["label"])
     num_labels = 1 if task_type == "regression" else int(train.features["label"].num_classes)
     work = Path(out_dir) / f"{task_name}_{method}"
+    fold_splits = stratified_folds(
+        labels, n_folds=folds, seed=seed, source=f"task {task_name!r} (train split)"
+    )
+    fingerprint = finetuning_run_fingerprint(
+        model,
+        dataset_dict,
+        method=method,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        eval_steps=eval_steps,
+        folds=folds,
+        inner_fraction=inner_fraction,
+        pooling=pooling,
+        lora_rank=lora_rank,
+        seed=seed,
+    )
+    record_path = work / FINGERPRINT_FILE
+    check_fingerprint(record_path, fingerprint, partial=work, started=any(work.glob("fold_*/score.json")))
+    record_fingerprint(record_path, fingerprint)  # validated: the work starts here
     fold_records = []
-    for fold, split in enumerate(stratified_folds(labels, n_folds=folds, seed=seed)):
+    for fold, split in enumerate(fold_splits):
         score_path = work / f"fold_{fold}" / "score.json"
         if score_path.is_file():
             fold_records.append(json.loads(score_path.read_text()))
@@ -432,6 +513,7 @@ def run_finetuning(
         seed=seed,
         extra={
             "selected_fold": best["fold"],
+            "num_labels": num_labels,
             "fold_test_scores": [record["test_score"] for record in fold_records],
             "validation_scores": [record["validation_score"] for record in fold_records],
             "steps": steps,

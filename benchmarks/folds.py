@@ -32,8 +32,24 @@ def stratification_labels(labels: Sequence | np.ndarray, n_bins: int = REGRESSIO
     return np.searchsorted(edges, values, side="right")
 
 
+def check_classes(labels: Sequence | np.ndarray, source: str = "labels") -> None:
+    """Raise a one-line ValueError when class (non-float) ``labels`` hold fewer than two classes: no classifier
+    can be trained or scored on them. ``source`` names the data in the message (file, task, split)."""
+    values = np.asarray(labels)
+    if values.size == 0:
+        raise ValueError(f"{source}: no examples")
+    if np.issubdtype(values.dtype, np.floating):
+        return
+    classes = np.unique(values)
+    if len(classes) < 2:
+        raise ValueError(
+            f"{source}: all {values.size} examples have the label {classes[0].item()!r}: a classification task needs "
+            "at least two classes"
+        )
+
+
 def stratified_folds(
-    labels: Sequence | np.ndarray, n_folds: int = 10, seed: int = 0
+    labels: Sequence | np.ndarray, n_folds: int = 10, seed: int = 0, *, source: str = "labels"
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Deterministic stratified ``n_folds``-fold splits of a task's training data.
 
@@ -42,18 +58,33 @@ def stratified_folds(
             are stratified by quantile bins).
         n_folds: number of folds (the paper uses 10).
         seed: shuffling seed; the same seed gives the same folds on every run and machine.
+        source: what the labels are (task, split or file), named in error messages.
 
     Returns:
         ``n_folds`` pairs ``(train_idx, eval_idx)`` of sorted int64 index arrays; the ``eval_idx`` of the folds
         partition ``range(len(labels))``.
+
+    Raises:
+        ValueError: ``n_folds < 2``; fewer examples than folds; class labels with a single class
+            (:func:`check_classes`) or a class with fewer examples than folds (a fold would lack it).
     """
     from sklearn.model_selection import StratifiedKFold
 
-    strata = stratification_labels(labels)
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    strata = stratification_labels(labels)
     if len(strata) < n_folds:
-        raise ValueError(f"cannot make {n_folds} folds from {len(strata)} examples")
+        raise ValueError(f"{source}: cannot make {n_folds} folds from {len(strata)} examples")
+    check_classes(labels, source)
+    if not np.issubdtype(np.asarray(labels).dtype, np.floating):
+        classes, counts = np.unique(strata, return_counts=True)
+        if counts.min() < n_folds:
+            rarest = classes[counts.argmin()].item()
+            raise ValueError(
+                f"{source}: class {rarest!r} has {counts.min()} examples, fewer than the {n_folds} folds (each "
+                f"stratified fold needs one of every class); "
+                + (f"use {counts.min()} folds or fewer" if counts.min() >= 2 else "add examples of it")
+            )
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return [
         (train_idx.astype(np.int64), eval_idx.astype(np.int64))

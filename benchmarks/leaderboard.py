@@ -7,7 +7,10 @@ model from the ``hub_cards/`` templates, with ``model-index`` eval results (``hu
 the newer ``.eval_results/<benchmark>.yaml`` entries.
 
 Per (benchmark, task, model, method) the leaderboard keeps the result with the best cross-validated score, i.e.
-the best layer of a probe, as the paper reports it.
+the best layer of a probe, as the paper reports it. A result without fold scores is scored on the test split
+only; its score is marked :data:`TEST_ONLY_MARK` in the markdown table and the heatmap (with the legend
+:data:`TEST_ONLY_LEGEND`) and ``score_source`` ``test-only`` in the CSV, so that it is never read as a
+cross-validated mean.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from .results import BenchmarkResult
 from .tasks import HUB_REPOS, TASKS
 
 HUB_CARDS_DIR = Path(__file__).resolve().parents[1] / "hub_cards"
+TEST_ONLY_MARK = "†"
+TEST_ONLY_LEGEND = f"{TEST_ONLY_MARK} test split only, no cross-validation"
 
 # Paper reference numbers (NT_SPEC section 4): fine-tuned MCC on the original benchmark, 10-fold means read
 # off the authors' figure. One tuple per task, in the order of REFERENCE_MODELS.
@@ -76,6 +81,11 @@ def entry_name(result: BenchmarkResult) -> str:
     return f"{result.model} ({result.method})"
 
 
+def is_test_only(result: BenchmarkResult) -> bool:
+    """True when the result has no cross-validation folds, i.e. its headline score is the test-split score."""
+    return result.mean is None
+
+
 def best_results(results: Iterable[BenchmarkResult]) -> list[BenchmarkResult]:
     """Per (benchmark, task, model, method), the result with the best headline score (e.g. the best layer)."""
     best: dict[tuple[str, str, str, str], BenchmarkResult] = {}
@@ -100,6 +110,8 @@ def leaderboard_rows(results: Iterable[BenchmarkResult]) -> list[dict[str, Any]]
                 "method": result.method,
                 "layer": result.layer,
                 "metric": result.metric,
+                "score": result.score,
+                "score_source": "test-only" if is_test_only(result) else "cv-mean",
                 "n_folds": len(result.fold_scores),
                 "mean": result.mean,
                 "two_sd": result.two_sd,
@@ -144,6 +156,15 @@ def score_matrix(
     return list(entries), [*tasks, "mean"], values, n_results
 
 
+def test_only_cells(results: Iterable[BenchmarkResult], benchmark: str) -> set[tuple[str, str]]:
+    """``(row name, task)`` of the cells of :func:`score_matrix` whose score is a test-split score only."""
+    return {
+        (entry_name(result), result.task)
+        for result in best_results(results)
+        if result.benchmark == benchmark and is_test_only(result)
+    }
+
+
 def _format_cell(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
@@ -166,14 +187,21 @@ def leaderboard_markdown(
         tasks = columns[:-1]
         metric_names = sorted({result.metric for result in results if result.benchmark == benchmark})
         sections += [f"{'#' * level} {benchmark} benchmark ({', '.join(metric_names)})", ""]
+        test_only = test_only_cells(results, benchmark)
         rows = []
         for index, (name, row) in enumerate(zip(names, values, strict=True)):
             cells = [
                 _cv_cell(by_key.get((name, task, benchmark))) if index < n_results else _format_cell(value)
                 for task, value in zip(tasks, row, strict=False)
             ]
-            rows.append([name, *cells, _format_cell(row[-1])])
+            scored = [task for task, value in zip(tasks, row, strict=False) if value is not None]
+            all_test_only = bool(scored) and all((name, task) in test_only for task in scored)
+            rows.append(
+                [name, *cells, _format_cell(row[-1]) + (f" {TEST_ONLY_MARK}" if all_test_only else "")]
+            )
         sections += [_markdown_table(["model (method)", *columns], rows), ""]
+        if test_only:
+            sections += [TEST_ONLY_LEGEND, ""]
         test_rows = [
             [name, *(_format_cell(_test_score(by_key.get((name, task, benchmark)))) for task in tasks)]
             for name in names[:n_results]
@@ -188,8 +216,8 @@ def leaderboard_markdown(
 def _cv_cell(result: BenchmarkResult | None) -> str:
     if result is None:
         return ""
-    if result.mean is None:
-        return f"{result.score:.3f} (test)"
+    if is_test_only(result):
+        return f"{result.score:.3f} {TEST_ONLY_MARK}"
     layer = f" (L{result.layer})" if result.layer is not None else ""
     return f"{result.mean:.3f} ± {result.two_sd:.3f}{layer}"
 
@@ -199,7 +227,10 @@ def _test_score(result: BenchmarkResult | None) -> float | None:
 
 
 def plot_heatmap(results: list[BenchmarkResult], path: str | Path) -> Path:
-    """PNG heatmap of the score per model (rows) and task (columns), one panel per benchmark."""
+    """PNG heatmap of the score per model (rows) and task (columns), one panel per benchmark.
+
+    Test-split-only scores carry :data:`TEST_ONLY_MARK` and the figure the legend :data:`TEST_ONLY_LEGEND`.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,6 +239,7 @@ def plot_heatmap(results: list[BenchmarkResult], path: str | Path) -> Path:
 
     benchmarks = sorted({result.benchmark for result in results})
     panels = [score_matrix(results, benchmark) for benchmark in benchmarks]
+    marked = {benchmark: test_only_cells(results, benchmark) for benchmark in benchmarks}
     heights = [max(2.0, 0.45 * len(names) + 1.8) for names, *_ in panels]
     width = max(6.0, 0.6 * max(len(columns) for _, columns, *_ in panels) + 3.5)
     figure, axes = plt.subplots(len(panels), 1, figsize=(width, sum(heights)), squeeze=False)
@@ -219,7 +251,10 @@ def plot_heatmap(results: list[BenchmarkResult], path: str | Path) -> Path:
         for (row, column), value in np.ndenumerate(matrix):
             if not np.isnan(value):
                 color = "black" if value > 0.6 else "white"
-                axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
+                mark = TEST_ONLY_MARK if (names[row], columns[column]) in marked[benchmark] else ""
+                axis.text(
+                    column, row, f"{value:.2f}{mark}", ha="center", va="center", fontsize=7, color=color
+                )
         title = f"{benchmark} benchmark: MCC per task"
         if n_results < len(names):
             axis.axhline(n_results - 0.5, color="red", linewidth=2)
@@ -228,7 +263,9 @@ def plot_heatmap(results: list[BenchmarkResult], path: str | Path) -> Path:
         axis.set_yticks(range(len(names)), names, fontsize=8)
         axis.set_title(title, fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.03)
-    figure.tight_layout()
+    if any(marked.values()):
+        figure.text(0.01, 0.005, TEST_ONLY_LEGEND, fontsize=8, ha="left", va="bottom")
+    figure.tight_layout(rect=(0, 0.02 if any(marked.values()) else 0, 1, 1))
     path = Path(path)
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -353,6 +390,71 @@ def _result_note(result: BenchmarkResult) -> str:
     return note if result.test_score is None else f"{note}; test {result.test_score:.4f}"
 
 
+def evaluation_note(results: list[BenchmarkResult]) -> str:
+    """The card's sentence on how the scores were obtained, with the fold counts found in ``results``.
+
+    E.g. "mean ± 2 s.d. over 5 cross-validation folds (probe) and 3 folds (full) of the training split";
+    test-split-only results are named with :data:`TEST_ONLY_MARK`.
+    """
+    folds_by_method: dict[str, set[int]] = {}
+    for result in results:
+        if not is_test_only(result):
+            folds_by_method.setdefault(result.method, set()).add(len(result.fold_scores))
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for method, counts in sorted(folds_by_method.items()):
+        groups.setdefault(tuple(sorted(counts)), []).append(method)
+    parts = []
+    if len(groups) == 1:
+        (counts,) = groups
+        parts.append(
+            f"mean ± 2 s.d. over {_counts_text(counts)} cross-validation folds of the training split"
+        )
+    elif groups:
+        per_method = [
+            f"{_counts_text(counts)} folds ({', '.join(methods)})" for counts, methods in groups.items()
+        ]
+        parts.append(
+            f"mean ± 2 s.d. over the cross-validation folds of the training split: {'; '.join(per_method)}"
+        )
+    test_only = sorted({result.method for result in results if is_test_only(result)})
+    if test_only:
+        parts.append(
+            f"{TEST_ONLY_MARK}: scored on the test split only, no cross-validation ({', '.join(test_only)})"
+        )
+    return (
+        f"Scores of this model on the downstream benchmark ({'; '.join(parts)}; best layer for probes), "
+        "from `nt leaderboard`."
+    )
+
+
+def _counts_text(counts: tuple[int, ...]) -> str:
+    return " or ".join(str(count) for count in counts)
+
+
+def check_card(
+    results: list[BenchmarkResult],
+    model_name: str,
+    size: str | None = None,
+    templates_dir: str | Path | None = None,
+) -> tuple[str, Path]:
+    """What :func:`render_model_card` needs, checked before any output is written: ``(size key, template)``.
+
+    Raises:
+        ValueError: no result of ``model_name``, an unknown ``size``, or none given and none guessable.
+        FileNotFoundError: the templates are missing.
+    """
+    sizes = card_sizes(templates_dir)
+    if not any(result.model == model_name for result in results):
+        raise ValueError(f"no results for model {model_name!r}; models: {sorted({r.model for r in results})}")
+    size = size or card_size(model_name, sizes)
+    if size not in sizes:
+        raise ValueError(f"unknown model size {size!r}; known sizes: {sorted(sizes)}")
+    template = _hub_cards_dir(templates_dir) / f"{sizes[size]['family']}.md"
+    if not template.is_file():
+        raise FileNotFoundError(f"model card template missing: {template}")
+    return size, template
+
+
 def render_model_card(
     results: list[BenchmarkResult],
     model_name: str,
@@ -373,17 +475,9 @@ def render_model_card(
     import yaml
     from huggingface_hub import ModelCard, ModelCardData
 
-    sizes = card_sizes(templates_dir)
-    size = size or card_size(model_name, sizes)
-    if size not in sizes:
-        raise ValueError(f"unknown model size {size!r}; known sizes: {sorted(sizes)}")
-    variables = sizes[size]
-    template = _hub_cards_dir(templates_dir) / f"{variables['family']}.md"
-    if not template.is_file():
-        raise FileNotFoundError(f"model card template missing: {template}")
+    size, template = check_card(results, model_name, size, templates_dir)
+    variables = card_sizes(templates_dir)[size]
     own = best_results(result for result in results if result.model == model_name)
-    if not own:
-        raise ValueError(f"no results for model {model_name!r}; models: {sorted({r.model for r in results})}")
     card_data = ModelCardData(
         model_name=model_name,
         license="cc-by-nc-sa-4.0",
@@ -400,10 +494,7 @@ def render_model_card(
         model_name=model_name,
         repo_id=repo_id or model_name,
         results_table=leaderboard_markdown(own, title=None, level=3).strip(),
-        evaluation_note=(
-            "Scores of this model on the downstream benchmark (mean ± 2 s.d. over the 10 cross-validation folds "
-            "of the training split; best layer for probes), from `nt leaderboard`."
-        ),
+        evaluation_note=evaluation_note(own),
         **variables,
     )
     out_dir = Path(out_dir)

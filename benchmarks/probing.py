@@ -28,7 +28,7 @@ resumes where it stopped; :func:`plot_layers` draws the per-layer curve.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -37,9 +37,19 @@ from typing import Any
 
 import numpy as np
 
+from modeling_nt.fingerprint import (
+    RunFingerprint,
+    check_fingerprint,
+    content_fingerprint,
+    fingerprint_run,
+    record_fingerprint,
+)
+
+from .checks import require_at_least
 from .folds import inner_split, stratified_folds
 from .metrics import MAIN_METRIC, compute_metrics
-from .results import BenchmarkResult, load_results, save_results
+from .progress import progress as report_progress
+from .results import BenchmarkResult, load_results, model_name_of, save_results
 
 PROBES = ("probe", "mlp-probe")
 BASELINE = "raw-tokens"
@@ -57,19 +67,12 @@ def task_type_of(dataset: Any) -> str:
     return "regression" if str(dtype).startswith("float") else "classification"
 
 
-def _fingerprint(sequences: Sequence[str], layers: list[int], backbone: Any) -> str:
-    """Digest of the sequences, the layers and the model (a sample of every weight tensor)."""
-    import torch
-
-    digest = hashlib.sha256(f"{layers}|{len(sequences)}".encode())
-    with torch.no_grad():
-        for name, parameter in backbone.named_parameters():
-            digest.update(name.encode())
-            digest.update(parameter.detach().flatten()[:256].float().cpu().numpy().tobytes())
-    for sequence in sequences:
-        digest.update(sequence.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
+def _cache_fingerprint(sequences: Sequence[str], layers: list[int], backbone: Any) -> str:
+    """The embedding cache's key: the loaded model's config and weights, the sequences and the layers."""
+    fingerprint = fingerprint_run(
+        model=backbone, inputs={"sequences": content_fingerprint(sequences)}, settings={"layers": layers}
+    )
+    return json.dumps(fingerprint, sort_keys=True)
 
 
 def cached_embeddings(
@@ -83,12 +86,17 @@ def cached_embeddings(
     progress: bool = True,
 ) -> dict[int, np.ndarray]:
     """Mean-pooled embeddings ``{layer: [N, d]}``, computed in one pass over ``sequences`` or read back from
-    ``cache_path`` (an ``.npz`` file keyed by a fingerprint of the sequences, the layers and the weights)."""
+    ``cache_path`` (an ``.npz`` file keyed by a fingerprint of the sequences, the layers and the weights).
+    Sequences longer than the context the model was trained at are embedded in windows of that context
+    (:func:`benchmarks.embeddings.embed_sequences`, default ``window_tokens``)."""
+    from tokenization import as_sequence_list
+
     from .embeddings import embed_sequences, load_backbone
 
+    sequences = as_sequence_list(sequences)
     cache_path = Path(cache_path)
     model = load_backbone(model, dtype)
-    fingerprint = _fingerprint(sequences, layers, model)
+    fingerprint = _cache_fingerprint(sequences, layers, model)
     if cache_path.is_file():
         with np.load(cache_path) as cache:
             if str(cache["fingerprint"]) == fingerprint:
@@ -110,7 +118,7 @@ def raw_token_features(sequences: Sequence[str], version: str, max_tokens: int) 
     float features for the paper's raw-token baseline."""
     from tokenization import encode_batch
 
-    encoded = encode_batch(list(sequences), version, max_length=max_tokens, truncation=True)
+    encoded = encode_batch(sequences, version, max_length=max_tokens, truncation=True)
     return encoded["input_ids"].astype(np.float32)
 
 
@@ -260,11 +268,34 @@ def cross_validate_probe(
     }
 
 
-def model_name_of(model: Any) -> str:
-    """Name of a model for the results: a checkpoint folder's name, a preset's name, or ``_name_or_path``."""
-    if isinstance(model, str | Path):
-        return Path(model).name if Path(model).is_dir() else str(model)
-    return getattr(model.config, "_name_or_path", "") or type(model).__name__
+def probing_run_fingerprint(
+    model: Any,
+    dataset_dict: Any,
+    benchmark: str,
+    trials: int,
+    folds: int,
+    inner_fraction: float,
+    seed: int,
+    dtype: str,
+    mlp_max_iter: int,
+) -> RunFingerprint:
+    """What determines the results of a probing run: the model, the task data (sequences and labels of the
+    ``train`` and ``test`` splits), ``--benchmark``, ``--trials``, ``--folds``, ``--seed``, ``--dtype``, the
+    inner validation fraction and the MLP iterations. Not recorded: ``--layers``, ``--probes`` and
+    ``--no-baseline`` (each result is kept per layer and probe: a wider rerun adds results, a narrower one
+    keeps them) and ``--batch-size`` (padding is masked)."""
+    splits = [dataset_dict[name] for name in ("train", "test") if name in dataset_dict]
+    data = content_fingerprint(*(list(split[column]) for split in splits for column in ("sequence", "label")))
+    settings = {
+        "--benchmark": benchmark,
+        "--trials": trials,
+        "--folds": folds,
+        "--seed": seed,
+        "--dtype": dtype,
+        "inner_fraction": inner_fraction,
+        "mlp_max_iter": mlp_max_iter,
+    }
+    return fingerprint_run(model=model, inputs={"task data": data}, settings=settings)
 
 
 def run_probing(
@@ -304,9 +335,17 @@ def run_probing(
     Returns:
         One result per (layer, probe), plus the baseline, in the leaderboard schema: every result recorded in
         ``out_dir`` for this task (those of an earlier, interrupted or narrower run are kept, not redone).
+
+    Raises:
+        FingerprintMismatch: ``out_dir`` holds results of a run with another model, task data or setting
+            (:func:`probing_run_fingerprint`, recorded in ``probing_<task>.fingerprint.json``).
     """
     from .embeddings import load_backbone
 
+    require_at_least(1, trials=trials, batch_size=batch_size, mlp_max_iter=mlp_max_iter)
+    from tokenization import as_sequence_list
+
+    probes = as_sequence_list(probes, "probes")  # "probe" is one probe, not five letters
     unknown = sorted(set(probes) - set(PROBES))
     if unknown:
         raise ValueError(f"unknown probe(s) {unknown}; choose from {PROBES}")
@@ -325,8 +364,16 @@ def run_probing(
     train_labels = np.asarray(train["label"])
     test_labels = np.asarray(test["label"]) if test is not None else None
     n_train = len(train_labels)
-    fold_splits = stratified_folds(train_labels, n_folds=folds, seed=seed)
+    fold_splits = stratified_folds(
+        train_labels, n_folds=folds, seed=seed, source=f"task {task_name!r} (train split)"
+    )
     progress_path = out_dir / f"probing_{task_name}.json"
+    record_path = out_dir / f"probing_{task_name}.fingerprint.json"
+    fingerprint = probing_run_fingerprint(
+        model, dataset_dict, benchmark, trials, folds, inner_fraction, seed, dtype, mlp_max_iter
+    )
+    check_fingerprint(record_path, fingerprint, partial=progress_path, started=progress_path.is_file())
+    record_fingerprint(record_path, fingerprint)  # validated: the work starts here
     results = load_results(progress_path) if progress_path.is_file() else []
     done = {result.key for result in results}
     common = {
@@ -391,9 +438,9 @@ def run_probing(
             dtype=dtype,
             progress=progress,
         )
-        for layer in layers:
-            for probe in probes:
-                run_one(probe, probe, layer, embeddings[layer])
+        fits = [(probe, layer) for layer in layers for probe in probes]
+        for probe, layer in report_progress(fits, desc=f"probe {task_name}", unit="fits", enabled=progress):
+            run_one(probe, probe, layer, embeddings[layer])
     plot_layers(results, out_dir / f"probing_{task_name}.png")
     return results
 

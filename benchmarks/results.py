@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,48 @@ KNOWN_METHODS = (
     "raw-tokens",
     "zero-shot",
 )
+
+
+#: Folder names the Trainer and ``nt pretrain`` give every run (``final/``, ``checkpoint-N/``): they name no model.
+GENERIC_CHECKPOINT_FOLDER = re.compile(r"^(final|checkpoint-\d+)$")
+
+
+def model_name_of(model: Any) -> str:
+    """The model's name in results, leaderboards and cards: the one default of every ``--model-name``.
+
+    ``model`` is a checkpoint folder, a preset or Hub name, or a loaded model (or its config). In order:
+
+    1. the ``model_name`` recorded in the checkpoint's ``config.json`` (``nt pretrain`` records its output
+       folder's name there);
+    2. a checkpoint folder's name, or for the generic names ``final`` and ``checkpoint-N`` the name of the run
+       folder holding it (``runs/chr20/final`` -> ``chr20``);
+    3. a preset or Hub name as given (``tiny``, ``InstaDeepAI/nucleotide-transformer-v2-50m-multi-species``);
+    4. for a loaded model: rules 1-3 on its config (``model_name``, then ``name_or_path``), else its class name.
+    """
+    if isinstance(model, str | Path):
+        path = Path(model)
+        if not path.is_dir():
+            return str(model)
+        recorded = _recorded_model_name(path / "config.json")
+        if recorded:
+            return recorded
+        path = path.resolve()
+        return path.parent.name if GENERIC_CHECKPOINT_FOLDER.match(path.name) else path.name
+    config = getattr(model, "config", model)
+    recorded = getattr(config, "model_name", None)
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    name_or_path = getattr(config, "name_or_path", "") or getattr(config, "_name_or_path", "")
+    return model_name_of(name_or_path) if name_or_path else type(model).__name__
+
+
+def _recorded_model_name(config_path: Path) -> str | None:
+    """``model_name`` of a checkpoint's ``config.json``; None when absent or unreadable (loading reports that)."""
+    try:
+        name = json.loads(config_path.read_text()).get("model_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and name else None
 
 
 def package_version() -> str:
@@ -188,9 +231,16 @@ def _expand(paths: Sequence[str | Path]) -> list[Path]:
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files.extend(sorted(path.rglob("*.json")))
+            found = sorted(path.rglob("*.json"))
+            if not found:
+                raise FileNotFoundError(f"results folder {path} holds no *.json result files")
+            files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif any(character in str(path) for character in "*?["):
+            raise FileNotFoundError(
+                f"results file or folder not found: {path} (a pattern that matched no file, left unexpanded)"
+            )
         else:
             raise FileNotFoundError(f"results file or folder not found: {path}")
     return files

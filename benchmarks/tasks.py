@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 
 BENCHMARKS = ("original", "revised", "gue")
+#: The ``benchmark`` of a task given as the user's own files (:mod:`benchmarks.user_tasks`); not a registry.
+USER_BENCHMARK = "user"
 GROUPS = ("histone", "regulatory", "splicing")
 TASK_TYPES = ("classification", "regression")
 
@@ -31,7 +33,7 @@ class TaskSpec:
 
     Attributes:
         name: task (and builder config) name, e.g. ``"promoter_all"``.
-        benchmark: ``"original"``, ``"revised"`` or ``"gue"``.
+        benchmark: ``"original"``, ``"revised"`` or ``"gue"`` (``"user"`` for a user's own files).
         num_labels: number of classes; 1 for a regression task.
         sequence_length: length of the task's sequences in nucleotides (the longest, where they vary).
         group: ``"histone"``, ``"regulatory"`` or ``"splicing"``.
@@ -52,9 +54,10 @@ class TaskSpec:
     path: str = ""
 
     def __post_init__(self) -> None:
-        if self.benchmark not in BENCHMARKS:
+        if self.benchmark not in (*BENCHMARKS, USER_BENCHMARK):
             raise ValueError(
-                f"task {self.name!r}: benchmark must be one of {BENCHMARKS}, got {self.benchmark!r}"
+                f"task {self.name!r}: benchmark must be one of {(*BENCHMARKS, USER_BENCHMARK)}, got "
+                f"{self.benchmark!r}"
             )
         if self.group not in GROUPS:
             raise ValueError(f"task {self.name!r}: group must be one of {GROUPS}, got {self.group!r}")

@@ -25,42 +25,26 @@ import numpy as np
 import torch
 
 from .checkpoint import save_checkpoint
-from .configuration_nt import NTConfig
-from .modeling_nt import NTForMaskedLM
+from .configuration_nt import (
+    NTConfig,
+    config_from_hub,
+    official_layout,
+    require_int_fields,
+    with_published_context,
+)
+from .modeling_nt import (
+    _HUB_KEYS,
+    _LEGACY_LAYER_NORM,
+    _LEGACY_PARAM,
+    NTForMaskedLM,
+    hub_unused_keys,
+    tie_official_decoder,
+)
 
 SOURCES = ("esm", "nt-v2-hub", "jax")
+#: What ``--from`` / ``source`` accepts: a layout of ``SOURCES``, or ``auto`` (read from the files).
+FROM_CHOICES = (*SOURCES, "auto")
 REPORT_FILE = "conversion_report.json"
-
-#: ESM / v2 Hub key -> our key (``{i}``: layer index).
-_HUB_KEYS = {
-    "esm.embeddings.word_embeddings.weight": "nt.embeddings.word_embeddings.weight",
-    "esm.embeddings.position_embeddings.weight": "nt.embeddings.position_embeddings.weight",
-    "esm.encoder.emb_layer_norm_after.{p}": "nt.final_layer_norm.{p}",
-    "esm.encoder.layer.{i}.attention.LayerNorm.{p}": "nt.layers.{i}.attention_layer_norm.{p}",
-    "esm.encoder.layer.{i}.attention.self.query.{p}": "nt.layers.{i}.attention.query.{p}",
-    "esm.encoder.layer.{i}.attention.self.key.{p}": "nt.layers.{i}.attention.key.{p}",
-    "esm.encoder.layer.{i}.attention.self.value.{p}": "nt.layers.{i}.attention.value.{p}",
-    "esm.encoder.layer.{i}.attention.output.dense.{p}": "nt.layers.{i}.attention.output.{p}",
-    "esm.encoder.layer.{i}.LayerNorm.{p}": "nt.layers.{i}.ffn_layer_norm.{p}",
-    "esm.encoder.layer.{i}.intermediate.dense.{p}": "nt.layers.{i}.ffn.fc1.{p}",
-    "esm.encoder.layer.{i}.output.dense.{p}": "nt.layers.{i}.ffn.fc2.{p}",
-    "lm_head.dense.{p}": "lm_head.dense.{p}",
-    "lm_head.layer_norm.{p}": "lm_head.layer_norm.{p}",
-    "lm_head.decoder.weight": "lm_head.decoder.weight",
-    "lm_head.bias": "lm_head.bias",
-}
-
-#: Source keys that are known to be unused by the model (dropped, listed in the report).
-_HUB_UNUSED = (
-    r"esm\.embeddings\.position_ids",
-    r"esm\.contact_head\..*",
-    r".*rotary_embeddings\.inv_freq",
-)
-#: transformers 5 writes LayerNorm weight/bias of ESM files under the legacy names gamma/beta.
-_LEGACY_LAYER_NORM = re.compile(r"(?<=LayerNorm\.)(gamma|beta)$")
-_LEGACY_PARAM = {"gamma": "weight", "beta": "bias"}
-#: The absolute position table that v2 (rotary) Hub files carry without using it.
-_HUB_UNUSED_ROTARY = (r"esm\.embeddings\.position_embeddings\.weight",)
 
 #: Haiku module path (after the root) -> our key prefix, and Haiku param name -> our param suffix.
 _JAX_MODULES = {
@@ -87,6 +71,30 @@ _JAX_ALIASES = (
     ("~/esm_roberta_lm_head/", "~/roberta_lm_head/"),
 )
 
+#: Integer fields a JAX ``hyperparams.json`` must have.
+_JAX_REQUIRED = (
+    "alphabet_size",
+    "embed_dim",
+    "num_layers",
+    "attention_heads",
+    "ffn_embed_dim",
+    "max_positions",
+    "pad_token_id",
+    "mask_token_id",
+)
+#: ``ffn_activation_name`` of the official code (``nucleotide_transformer/utils.py``, ``get_activation_fn``:
+#: ``jax.nn.<name>``, except ``gelu-no-approx`` = ``jax.nn.gelu(approximate=False)``; absent means
+#: ``gelu-no-approx``) -> our ``ffn_activation``, keyed by (name, ``use_glu_in_ffn``). ``jax.nn.gelu`` defaults to
+#: the tanh approximation; ``jax.nn.swish`` is ``jax.nn.silu``.
+_JAX_FFN = {
+    ("gelu", False): "gelu_pytorch_tanh",
+    ("gelu-no-approx", False): "gelu",
+    ("swish", True): "swiglu",
+    ("silu", True): "swiglu",
+}
+#: Every name the official code accepts (some have no NT equivalent here).
+_JAX_ACTIVATIONS = ("gelu", "gelu-no-approx", "relu", "swish", "silu", "sin")
+
 
 @dataclass
 class ConversionReport:
@@ -98,15 +106,29 @@ class ConversionReport:
     num_source_tensors: int
     ignored_keys: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    #: our key -> the source key it was copied from because the source ties them (not stored in the source).
+    tied_keys: dict[str, str] = field(default_factory=dict)
+    #: whether ``source`` was detected from the files (``--from auto``) rather than given.
+    detected: bool = False
+    #: the local snapshot folder read when ``source_path`` is a Hub repository id (else None).
+    hub_snapshot: str | None = None
 
     def summary(self) -> str:
         """A few human-readable lines."""
         ignored = ", ".join(self.ignored_keys[:4]) + (" ..." if len(self.ignored_keys) > 4 else "")
+        tied = "".join(
+            f"\n  tied: {ours} = {source} (config.json: tie_word_embeddings=true)"
+            for ours, source in self.tied_keys.items()
+        )
+        detected = " (layout detected: --from auto)" if self.detected else ""
+        snapshot = f"\n  Hub snapshot: {self.hub_snapshot}" if self.hub_snapshot else ""
         return (
-            f"converted {self.source} checkpoint {self.source_path}\n"
+            f"converted {self.source} checkpoint {self.source_path}{detected}{snapshot}\n"
             f"  parameters: {self.num_parameters:,}\n"
             f"  source tensors: {self.num_source_tensors}; missing keys: 0; unexpected keys: 0; "
-            f"known-unused keys dropped: {len(self.ignored_keys)}" + (f" ({ignored})" if ignored else "")
+            f"known-unused keys dropped: {len(self.ignored_keys)}"
+            + (f" ({ignored})" if ignored else "")
+            + tied
         )
 
 
@@ -131,9 +153,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from error
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f" at line {error.lineno}: {error.msg}" if isinstance(error, json.JSONDecodeError) else ""
+        raise ValueError(f"{path}: invalid JSON{where}") from error
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a JSON object, got a {type(content).__name__}")
+    return content
 
 
 def load_torch_state_dict(directory: Path) -> dict[str, torch.Tensor]:
@@ -149,45 +175,88 @@ def load_torch_state_dict(directory: Path) -> dict[str, torch.Tensor]:
         if all((directory / file).is_file() for file in files):
             state_dict: dict[str, torch.Tensor] = {}
             for file in files:
-                state_dict.update(loader(directory / file))
+                try:
+                    state_dict.update(loader(directory / file))
+                except Exception as error:  # a truncated or foreign file: name it in one line
+                    message = next(iter(str(error).splitlines()), "") or type(error).__name__
+                    raise ValueError(f"{directory / file}: cannot read the weights ({message})") from None
             return state_dict
     raise FileNotFoundError(f"{directory}: no model.safetensors or pytorch_model.bin (nor a sharded index)")
 
 
-def config_from_hub(hub_config: dict[str, Any], source: str) -> NTConfig:
-    """Our config from an ESM (v1) or v2 remote-code Hub ``config.json``."""
-    if hub_config.get("emb_layer_norm_before"):
-        raise ValueError("config.json: emb_layer_norm_before=true is not an NT architecture")
-    position_type = hub_config.get("position_embedding_type", "absolute")
-    if source == "esm" and position_type != "absolute":
-        raise ValueError(f"config.json: position_embedding_type {position_type!r}: use --from nt-v2-hub")
-    if source == "nt-v2-hub" and position_type != "rotary":
-        raise ValueError(f"config.json: position_embedding_type {position_type!r}: use --from esm")
-    is_v2 = source == "nt-v2-hub"
-    return NTConfig(
-        tokenizer_version="v2" if is_v2 else "v1",
-        vocab_size=hub_config["vocab_size"],
-        hidden_size=hub_config["hidden_size"],
-        num_hidden_layers=hub_config["num_hidden_layers"],
-        num_attention_heads=hub_config["num_attention_heads"],
-        intermediate_size=hub_config["intermediate_size"],
-        position_embedding_type=position_type,
-        max_position_embeddings=hub_config.get("max_position_embeddings", 1002),
-        ffn_activation="swiglu" if is_v2 else "gelu",
-        add_bias_ffn=hub_config.get("add_bias_fnn", not is_v2),
-        token_dropout=hub_config.get("token_dropout", False),
-        layer_norm_eps=hub_config.get("layer_norm_eps", 1e-12),
-        pad_token_id=hub_config.get("pad_token_id", 1),
-        mask_token_id=hub_config.get("mask_token_id", 2),
-    )
+#: Every checkpoint layout :func:`detect_layout` names: ours, then the official ones (``SOURCES``).
+LAYOUTS = ("nt", *SOURCES)
+
+
+def detect_layout(folder: str | Path) -> str | None:
+    """The layout of a checkpoint folder, read from its files.
+
+    Returns ``"nt"`` (ours: ``config.json`` with ``model_type: nucleotide_transformer``), ``"esm"`` (v1 Hub:
+    ``model_type: esm``, learned positions), ``"nt-v2-hub"`` (v2 Hub: ``model_type: esm`` with rotary positions
+    or an ``auto_map`` to the remote ``esm_config``), ``"jax"`` (``hyperparams.json`` and no ``config.json``),
+    or None (no ``config.json``, or another ``model_type``). Raises ValueError for a ``config.json`` that is
+    not a JSON object.
+    """
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        return "jax" if (folder / "hyperparams.json").is_file() else None
+    config = _read_json(config_path)
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}: not a JSON object")
+    if config.get("model_type") == NTConfig.model_type:
+        return "nt"
+    return official_layout(config)
+
+
+def check_source_layout(source: str, src: Path) -> str:
+    """The layout of the conversion source folder ``src``: ``source`` checked against its files, or read from
+    them for ``source="auto"``. Refuses, in one line, a source that is not an existing folder of an official
+    layout (of layout ``source`` where one is given)."""
+    if not src.exists():
+        raise FileNotFoundError(f"no such folder: {src}")
+    if not src.is_dir():
+        raise NotADirectoryError(f"{src} is a file, not a checkpoint folder")
+    if not any(src.iterdir()):
+        raise FileNotFoundError(f"{src}: empty folder (no config.json, no hyperparams.json)")
+    layout = detect_layout(src)
+    if layout == "nt":
+        raise ValueError(
+            f"{src} is already an NT checkpoint (model_type nucleotide_transformer): use it as it is"
+        )
+    if layout is None and (src / "config.json").is_file():
+        model_type = _read_json(src / "config.json").get("model_type")
+        raise ValueError(f"{src}/config.json: model_type {model_type!r} is not an official NT layout")
+    if layout is None:
+        raise FileNotFoundError(f"{src}: neither config.json (esm, nt-v2-hub) nor hyperparams.json (jax)")
+    if source not in ("auto", layout):
+        raise ValueError(f"{src} is a {layout} checkpoint, not {source}: use --from {layout}")
+    return layout
+
+
+def source_folder(src: str | Path, **hub_options: Any) -> Path:
+    """The local folder of a conversion source: ``src`` itself, or, for a Hub repository id (a ``str``
+    ``owner/name`` that is not an existing path), its snapshot of config and weight files (never code) in the Hugging Face cache
+    (``loading.hub_snapshot``: ``revision``, ``cache_dir``, ``local_files_only``, ``HF_HUB_OFFLINE``)."""
+    from .loading import HUB_ID, PATH_SUFFIXES, hub_snapshot
+
+    if not isinstance(src, str) or Path(src).expanduser().exists() or not HUB_ID.fullmatch(src):
+        return Path(src)
+    if src.lower().endswith(PATH_SUFFIXES):
+        return Path(src)
+    return hub_snapshot(src, **hub_options)
+
+
+def convert_command(layout: str, src: str | Path) -> str:
+    """The ``nt convert`` command line that converts the official checkpoint ``src`` of ``layout``."""
+    return f"nt convert --from {layout} {src} OUT"
 
 
 def _hub_state_dict(
     source_state: dict[str, torch.Tensor], config: NTConfig
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     state_dict, ignored = {}, []
-    rotary = config.position_embedding_type == "rotary"
-    unused = re.compile("|".join(_HUB_UNUSED + (_HUB_UNUSED_ROTARY if rotary else ())))
+    unused = hub_unused_keys(config)
     for source_key, tensor in source_state.items():
         key = _LEGACY_LAYER_NORM.sub(lambda match: _LEGACY_PARAM[match.group(1)], source_key)
         if unused.fullmatch(key):
@@ -199,8 +268,11 @@ def _hub_state_dict(
     return state_dict, ignored
 
 
-def hyperparams_to_config(hyperparams: dict[str, Any], layer_norm_eps: float = 1e-5) -> NTConfig:
-    """Our config from a JAX ``hyperparams.json`` (v1 files lack the v2-only keys; spec defaults apply).
+def hyperparams_to_config(
+    hyperparams: dict[str, Any], layer_norm_eps: float = 1e-5, file: str | Path = "hyperparams.json"
+) -> NTConfig:
+    """Our config from a JAX ``hyperparams.json`` (v1 files lack the v2-only keys; spec defaults apply;
+    ``file``: its name in errors).
 
     ``layer_norm_eps`` defaults to the Haiku value 1e-5 the JAX models were trained with (Hub configs say 1e-12).
     """
@@ -212,14 +284,11 @@ def hyperparams_to_config(hyperparams: dict[str, Any], layer_norm_eps: float = 1
     }
     for name, (value, supported) in unsupported.items():
         if value != supported:
-            raise ValueError(f"hyperparams.json: {name}={value!r} is not supported (expected {supported!r})")
+            raise ValueError(f"{file}: {name}={value!r} is not supported (expected {supported!r})")
+    require_int_fields(hyperparams, _JAX_REQUIRED, file)
     rotary = bool(hyperparams.get("use_rotary_embedding", False))
-    glu = bool(hyperparams.get("use_glu_in_ffn", False))
-    activation = hyperparams.get("ffn_activation_name", "gelu")
-    if glu != (activation == "swish") or activation not in ("gelu", "swish"):
-        raise ValueError(f"hyperparams.json: FFN {activation!r} with use_glu_in_ffn={glu} is not an NT FFN")
     pad_token_id = hyperparams["pad_token_id"]
-    return NTConfig(
+    config = NTConfig(
         tokenizer_version="v2" if hyperparams["alphabet_size"] == 4107 else "v1",
         vocab_size=hyperparams["alphabet_size"],
         hidden_size=hyperparams["embed_dim"],
@@ -228,7 +297,7 @@ def hyperparams_to_config(hyperparams: dict[str, Any], layer_norm_eps: float = 1
         intermediate_size=hyperparams["ffn_embed_dim"],
         position_embedding_type="rotary" if rotary else "absolute",
         max_position_embeddings=hyperparams["max_positions"] + pad_token_id + 1,
-        ffn_activation="swiglu" if glu else "gelu",
+        ffn_activation=jax_ffn_activation(hyperparams, file),
         add_bias_ffn=bool(hyperparams.get("add_bias_ffn", True)),
         token_dropout=bool(hyperparams.get("token_dropout", False)),
         mask_ratio_train=hyperparams.get("masking_ratio", 0.15) * hyperparams.get("masking_prob", 0.8),
@@ -236,6 +305,26 @@ def hyperparams_to_config(hyperparams: dict[str, Any], layer_norm_eps: float = 1
         pad_token_id=pad_token_id,
         mask_token_id=hyperparams["mask_token_id"],
     )
+    return with_published_context(config)
+
+
+def jax_ffn_activation(hyperparams: dict[str, Any], file: str | Path = "hyperparams.json") -> str:
+    """Our ``ffn_activation`` for the FFN of a JAX ``hyperparams.json``, mapped as the official code maps
+    ``ffn_activation_name`` (default ``"gelu-no-approx"``) and ``use_glu_in_ffn`` (default false): ``"gelu"`` is
+    ``jax.nn.gelu``'s tanh approximation (our ``"gelu_pytorch_tanh"``), ``"gelu-no-approx"`` the exact erf GELU
+    (our ``"gelu"``), ``"swish"``/``"silu"`` with GLU our ``"swiglu"``. Raises ValueError for other names and
+    combinations."""
+    name = hyperparams.get("ffn_activation_name", "gelu-no-approx")
+    glu = hyperparams.get("use_glu_in_ffn", False)
+    known = "gelu (tanh approximation), gelu-no-approx (exact erf), swish or silu with use_glu_in_ffn=true"
+    if name not in _JAX_ACTIVATIONS:
+        raise ValueError(f"{file}: unknown ffn_activation_name {name!r}; known: {known}")
+    if (name, glu) not in _JAX_FFN:
+        raise ValueError(
+            f"{file}: ffn_activation_name {name!r} with use_glu_in_ffn={str(glu).lower()} is not an "
+            f"NT FFN; supported: {known}"
+        )
+    return _JAX_FFN[(name, glu)]
 
 
 def _jax_module_path(path: str) -> str:
@@ -246,15 +335,19 @@ def _jax_module_path(path: str) -> str:
     return path
 
 
-def _jax_state_dict(params: dict[str, dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+def _jax_state_dict(
+    params: dict[str, dict[str, np.ndarray]], file: str | Path = "pytree_ckpt.joblib"
+) -> dict[str, torch.Tensor]:
     state_dict = {}
     for module_path, module_params in params.items():
         prefix = _rename(_jax_module_path(module_path), _JAX_PATTERNS)
         if prefix is None:
-            raise ValueError(f"unexpected Haiku module {module_path!r} in pytree_ckpt.joblib")
+            raise ValueError(f"{file}: unexpected Haiku module {module_path!r}")
         for name, array in module_params.items():
             if name not in _JAX_PARAMS:
                 raise ValueError(f"unexpected Haiku parameter {module_path}/{name}")
+            if np.asarray(array).dtype.kind not in "fiu":
+                raise ValueError(f"{file}: {module_path}/{name} is not a numeric array")
             tensor = torch.from_numpy(np.asarray(array, dtype=np.float32))
             if name == "w":
                 tensor = tensor.T
@@ -289,26 +382,35 @@ def _build_model(config: NTConfig, state_dict: dict[str, torch.Tensor], source_p
 def load_source(
     source: str, src: str | Path, layer_norm_eps: float | None = None
 ) -> tuple[NTForMaskedLM, dict]:
-    """Read an official checkpoint of layout ``source``; returns our model and the report fields."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown source layout {source!r}; choose one of {SOURCES}")
+    """Read the official checkpoint folder ``src`` of layout ``source`` (``auto``: read from its files); returns
+    our model and the report fields (``source``: the layout read)."""
+    if source not in FROM_CHOICES:
+        raise ValueError(f"unknown source layout {source!r}; choose one of {FROM_CHOICES}")
     src = Path(src)
-    if not src.is_dir():
-        raise FileNotFoundError(f"{src}: not a directory")
+    source = check_source_layout(source, src)
     if source == "jax":
-        config = hyperparams_to_config(_read_json(src / "hyperparams.json"), layer_norm_eps or 1e-5)
-        params = _load_joblib(src / "pytree_ckpt.joblib")
-        state_dict, ignored = _jax_state_dict(params), []
+        hyperparams_file, params_file = src / "hyperparams.json", src / "pytree_ckpt.joblib"
+        config = hyperparams_to_config(_read_json(hyperparams_file), layer_norm_eps or 1e-5, hyperparams_file)
+        params = _load_joblib(params_file)
+        state_dict, ignored = _jax_state_dict(params, params_file), []
         num_source = sum(len(module) for module in params.values())
+        tied = {}
     else:
-        config = config_from_hub(_read_json(src / "config.json"), source)
+        hub_config = _read_json(src / "config.json")
+        config = config_from_hub(hub_config, source, src / "config.json")
         if layer_norm_eps is not None:
             config.layer_norm_eps = layer_norm_eps
         source_state = load_torch_state_dict(src)
         state_dict, ignored = _hub_state_dict(source_state, config)
+        tied = tie_official_decoder(state_dict, hub_config, src)
         num_source = len(source_state)
     model = _build_model(config, state_dict, src)
-    fields = {"num_source_tensors": num_source, "ignored_keys": sorted(ignored)}
+    fields = {
+        "source": source,
+        "num_source_tensors": num_source,
+        "ignored_keys": sorted(ignored),
+        "tied_keys": tied,
+    }
     return model, fields
 
 
@@ -321,7 +423,12 @@ def _load_joblib(path: Path) -> dict[str, dict[str, np.ndarray]]:
         f"loading {path}: joblib files are pickles and can run code; only convert files you trust",
         stacklevel=3,
     )
-    params = joblib.load(path)
+    try:
+        params = joblib.load(path)
+    except Exception as error:  # unpickling garbage raises anything: KeyError, EOFError, UnpicklingError...
+        raise ValueError(
+            f"{path}: not a readable joblib file (corrupt or truncated: {type(error).__name__})"
+        ) from error
     if not isinstance(params, dict) or not all(isinstance(value, dict) for value in params.values()):
         raise ValueError(f"{path}: expected a two-level dict (Haiku params), got {type(params).__name__}")
     return params
@@ -334,16 +441,22 @@ def convert_checkpoint(
     *,
     layer_norm_eps: float | None = None,
     overwrite: bool = False,
+    **hub_options: Any,
 ) -> ConversionReport:
-    """Convert the official checkpoint ``src`` (layout ``source``: ``esm``, ``nt-v2-hub`` or ``jax``) into our
-    checkpoint directory ``out`` (config, safetensors, tokenizer, code files and ``conversion_report.json``)."""
+    """Convert the official checkpoint ``src`` (layout ``source``: ``esm``, ``nt-v2-hub``, ``jax``, or ``auto``
+    to read it from the files, :func:`detect_layout`) into our checkpoint directory ``out`` (config,
+    safetensors, tokenizer, code files and ``conversion_report.json``). ``src`` is a folder or a Hub repository
+    id (``InstaDeepAI/<repo>``: its config and weight files are fetched through ``huggingface_hub``;
+    ``hub_options``: ``revision``, ``cache_dir``, ``local_files_only``, as for ``loading.hub_snapshot``)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"{out} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    model, fields = load_source(source, src, layer_norm_eps)
+    folder = source_folder(src, **hub_options)
+    model, fields = load_source(source, folder, layer_norm_eps)
     report = ConversionReport(
-        source=source,
         source_path=str(src),
+        detected=source == "auto",
+        hub_snapshot=str(folder) if str(folder) != str(src) else None,
         num_parameters=model.num_parameters(),
         config=model.config.to_diff_dict(),
         **fields,

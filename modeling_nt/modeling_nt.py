@@ -9,7 +9,10 @@ only torch, transformers and ``configuration_nt``.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import torch
@@ -30,7 +33,119 @@ from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .configuration_nt import NTConfig
+from .configuration_nt import NTConfig, config_from_hub, official_layout
+
+logger = logging.getLogger(__name__)
+
+#: ESM / v2 Hub key -> our key (``{i}``: layer index, ``{p}``: ``weight``/``bias``): the one table of the official
+#: layouts, read when an official checkpoint is loaded in place (``NTPreTrainedModel.from_pretrained``) and by
+#: ``nt convert`` (``modeling_nt.convert``).
+_HUB_KEYS = {
+    "esm.embeddings.word_embeddings.weight": "nt.embeddings.word_embeddings.weight",
+    "esm.embeddings.position_embeddings.weight": "nt.embeddings.position_embeddings.weight",
+    "esm.encoder.emb_layer_norm_after.{p}": "nt.final_layer_norm.{p}",
+    "esm.encoder.layer.{i}.attention.LayerNorm.{p}": "nt.layers.{i}.attention_layer_norm.{p}",
+    "esm.encoder.layer.{i}.attention.self.query.{p}": "nt.layers.{i}.attention.query.{p}",
+    "esm.encoder.layer.{i}.attention.self.key.{p}": "nt.layers.{i}.attention.key.{p}",
+    "esm.encoder.layer.{i}.attention.self.value.{p}": "nt.layers.{i}.attention.value.{p}",
+    "esm.encoder.layer.{i}.attention.output.dense.{p}": "nt.layers.{i}.attention.output.{p}",
+    "esm.encoder.layer.{i}.LayerNorm.{p}": "nt.layers.{i}.ffn_layer_norm.{p}",
+    "esm.encoder.layer.{i}.intermediate.dense.{p}": "nt.layers.{i}.ffn.fc1.{p}",
+    "esm.encoder.layer.{i}.output.dense.{p}": "nt.layers.{i}.ffn.fc2.{p}",
+    "lm_head.dense.{p}": "lm_head.dense.{p}",
+    "lm_head.layer_norm.{p}": "lm_head.layer_norm.{p}",
+    "lm_head.decoder.weight": "lm_head.decoder.weight",
+    "lm_head.bias": "lm_head.bias",
+}
+#: Source keys that are known to be unused by the model (dropped, listed in the conversion report).
+_HUB_UNUSED = (
+    r"esm\.embeddings\.position_ids",
+    r"esm\.contact_head\..*",
+    r".*rotary_embeddings\.inv_freq",
+)
+#: The absolute position table that v2 (rotary) Hub files carry without using it.
+_HUB_UNUSED_ROTARY = (r"esm\.embeddings\.position_embeddings\.weight",)
+#: transformers 5 writes LayerNorm weight/bias of ESM files under the legacy names gamma/beta.
+_LEGACY_LAYER_NORM = re.compile(r"(?<=LayerNorm\.)(gamma|beta)$")
+_LEGACY_PARAM = {"gamma": "weight", "beta": "bias"}
+
+
+def hub_unused_keys(config: NTConfig) -> re.Pattern[str]:
+    """Source keys of an ESM / v2 Hub checkpoint that the NT model of ``config`` does not use."""
+    rotary = config.position_embedding_type == "rotary"
+    return re.compile("|".join(_HUB_UNUSED + (_HUB_UNUSED_ROTARY if rotary else ())))
+
+
+def hub_key_mapping(config: NTConfig) -> dict[str, str]:
+    """The renaming of :data:`_HUB_KEYS` (legacy LayerNorm ``gamma``/``beta`` included) as
+    ``from_pretrained(key_mapping=...)`` regexes (``{i}`` -> ``(\\d+)`` / ``\\1``), so that loading an official
+    checkpoint in place renames each tensor exactly as ``nt convert`` does. Keys unused by ``config`` are left
+    unmapped (they stay unexpected under their source names; see :func:`hub_unused_keys`)."""
+    legacy = {param: old for old, param in _LEGACY_PARAM.items()}
+    unused = hub_unused_keys(config)
+    mapping = {}
+    for source, target in _HUB_KEYS.items():
+        for param in ("weight", "bias") if "{p}" in source else ("",):
+            if unused.fullmatch(source.format(i=0, p=param)):
+                continue
+            names = f"(?:{param}|{legacy[param]})" if "LayerNorm" in source else param
+            pattern = "^" + re.escape(source).replace(r"\{i\}", r"(\d+)").replace(r"\{p\}", names)
+            renamed = target.replace("{i}", r"\1").replace("{p}", param)
+            if pattern.replace("\\", "").lstrip("^") != renamed:
+                mapping[pattern] = renamed
+    return mapping
+
+
+def tie_official_decoder(
+    state_dict: dict[str, torch.Tensor], hub_config: dict[str, Any], source: Any
+) -> dict[str, str]:
+    """Fill in the MLM decoder of an official checkpoint whose ``config.json`` ties it to the word embeddings
+    (``tie_word_embeddings``, true by default in ``EsmConfig``: ``save_pretrained`` then omits
+    ``lm_head.decoder.weight`` and ``EsmForMaskedLM`` decodes with the embeddings). ``state_dict`` holds our
+    keys (the embeddings, and the decoder where stored). Returns ``{our key: source key}`` for the report;
+    raises ValueError (naming ``source``) if a stored decoder differs from the embeddings it is tied to."""
+    decoder, embeddings = "lm_head.decoder.weight", "nt.embeddings.word_embeddings.weight"
+    if not hub_config.get("tie_word_embeddings", True) or embeddings not in state_dict:
+        return {}
+    if decoder in state_dict and not torch.equal(state_dict[decoder], state_dict[embeddings]):
+        raise ValueError(
+            f"{source}/config.json: tie_word_embeddings=true, but the stored lm_head.decoder.weight differs "
+            "from the word embeddings; set tie_word_embeddings to false to convert the stored decoder"
+        )
+    state_dict[decoder] = state_dict[embeddings].clone()  # an untied copy: our LM head has its own decoder
+    return {decoder: "esm.embeddings.word_embeddings.weight"}
+
+
+#: The official load in progress (``NTPreTrainedModel.from_pretrained``): its layout, raw ``config.json`` and
+#: what the load report adjusted (dropped unused keys, tied decoder).
+_OFFICIAL_LOAD: ContextVar[dict[str, Any] | None] = ContextVar("nt_official_load", default=None)
+#: ``from_pretrained`` options that say where ``config.json`` is read from.
+_DOWNLOAD_OPTIONS = (
+    "cache_dir",
+    "force_download",
+    "local_files_only",
+    "token",
+    "revision",
+    "subfolder",
+    "proxies",
+)
+
+
+def _official_config_dict(
+    pretrained_model_name_or_path: Any, options: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The raw ``config.json`` of a folder or Hub id when it is an official layout, else None (ours, no
+    config, or unreadable: ``PreTrainedModel.from_pretrained`` then reports it)."""
+    from transformers import PreTrainedConfig
+
+    if pretrained_model_name_or_path is None:
+        return None
+    download = {name: options[name] for name in _DOWNLOAD_OPTIONS if options.get(name) is not None}
+    try:
+        config_dict, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **download)
+    except (OSError, ValueError):
+        return None
+    return config_dict if official_layout(config_dict) else None
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -75,12 +190,26 @@ def position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int) -> to
 
 
 class NTRotaryEmbedding(nn.Module):
-    """Rotary position embedding (rotate-half pairing), cos/sin computed in fp32."""
+    """Rotary position embedding (rotate-half pairing), cos/sin computed in fp32.
+
+    ``inv_freq`` stays fp32 under any dtype cast of the model (``model.to(torch.bfloat16)``, ``.half()``): a bf16
+    ``inv_freq`` would put phases 0.36 rad off at position 2047 for head size 32.
+    """
 
     def __init__(self, config: NTConfig) -> None:
         super().__init__()
         self.config = config
         self.inv_freq = nn.Buffer(self.compute_inv_freq(config), persistent=False)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> NTRotaryEmbedding:
+        """Apply ``fn`` (device moves, dtype casts) but keep ``inv_freq``'s fp32 dtype and values."""
+        inv_freq = self.inv_freq
+        super()._apply(fn, recurse)
+        if self.inv_freq.dtype != inv_freq.dtype:
+            # a meta tensor has no values to keep (they are set by ``_init_weights``); only its dtype is kept
+            source = self.inv_freq if inv_freq.is_meta else inv_freq
+            self.inv_freq = source.to(device=self.inv_freq.device, dtype=inv_freq.dtype)
+        return self
 
     @staticmethod
     def compute_inv_freq(config: NTConfig) -> torch.Tensor:
@@ -210,7 +339,8 @@ class NTAttention(nn.Module):
 
 
 class NTFeedForward(nn.Module):
-    """``fc1 -> GELU -> fc2`` (v1) or ``fc1(d, 2F) -> silu(gate) * up -> fc2`` (v2, SwiGLU).
+    """``fc1 -> GELU -> fc2`` (v1; exact or tanh GELU, ``config.ffn_activation``) or
+    ``fc1(d, 2F) -> silu(gate) * up -> fc2`` (v2, SwiGLU).
 
     ``fc2`` takes the intermediate activation as input, so IA3 with ``feedforward_modules=["fc2"]`` rescales it.
     """
@@ -218,6 +348,7 @@ class NTFeedForward(nn.Module):
     def __init__(self, config: NTConfig) -> None:
         super().__init__()
         self.is_glu = config.ffn_activation == "swiglu"
+        self.gelu_approximate = "tanh" if config.ffn_activation == "gelu_pytorch_tanh" else "none"
         fc1_width = 2 * config.intermediate_size if self.is_glu else config.intermediate_size
         self.fc1 = nn.Linear(config.hidden_size, fc1_width, bias=config.add_bias_ffn)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.add_bias_ffn)
@@ -228,7 +359,7 @@ class NTFeedForward(nn.Module):
             gate, up = hidden_states.chunk(2, dim=-1)
             hidden_states = nn.functional.silu(gate) * up
         else:
-            hidden_states = nn.functional.gelu(hidden_states)
+            hidden_states = nn.functional.gelu(hidden_states, approximate=self.gelu_approximate)
         return self.fc2(hidden_states)
 
 
@@ -293,6 +424,77 @@ class NTPreTrainedModel(PreTrainedModel):
         "attentions": OutputRecorder(NTAttention, index=1),
     }
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *model_args: Any, **kwargs: Any) -> Any:
+        """``PreTrainedModel.from_pretrained`` (folder or Hub id; ``revision``, ``cache_dir``,
+        ``local_files_only``, ``HF_HUB_OFFLINE`` honoured), which also loads the official NT checkpoints: a v1
+        (stock ESM) or v2 (remote-code ESM) ``config.json`` is converted by ``NTConfig`` and the weights are
+        renamed on load through transformers' ``key_mapping`` hook with the table ``nt convert`` uses
+        (:func:`hub_key_mapping`); known-unused tensors are dropped and a tied decoder is filled in, as ``nt
+        convert`` does. The conversion report is logged once (logger ``modeling_nt.modeling_nt``, INFO). Only
+        ``config.json`` and weight files are read: no code of the official repository is fetched or run. The
+        loaded model saves in our layout."""
+        hub_config = _official_config_dict(pretrained_model_name_or_path, kwargs)
+        if hub_config is None:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        layout = official_layout(hub_config)
+        config = kwargs.get("config")
+        if not isinstance(config, NTConfig):
+            config = config_from_hub(hub_config, layout, f"{pretrained_model_name_or_path}/config.json")
+        kwargs["key_mapping"] = {**hub_key_mapping(config), **(kwargs.get("key_mapping") or {})}
+        want_info = kwargs.pop("output_loading_info", False)
+        load = {"layout": layout, "hub_config": hub_config, "source": pretrained_model_name_or_path}
+        token = _OFFICIAL_LOAD.set(load)
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        finally:
+            _OFFICIAL_LOAD.reset(token)
+        model._weight_conversions = None  # converted for good: save_pretrained writes our key names
+        dropped, tied = load.get("dropped", []), load.get("tied", {})
+        logger.info(
+            "%s: official %s checkpoint converted on load with the `nt convert` key mapping; %d known-unused "
+            "tensors dropped (%s)%s",
+            pretrained_model_name_or_path,
+            layout,
+            len(dropped),
+            ", ".join(dropped[:3]) + (", ..." if len(dropped) > 3 else ""),
+            "".join(f"; {ours} = word embeddings (tie_word_embeddings)" for ours in tied),
+        )
+        return (model, info) if want_info else model
+
+    def _adjust_missing_and_unexpected_keys(self, loading_info: Any) -> None:
+        """transformers' rules, plus, while an official checkpoint loads: its known-unused tensors are dropped
+        (not unexpected) and a decoder tied to the word embeddings is filled in (not missing), so the load
+        report and ``output_loading_info`` list only real problems."""
+        super()._adjust_missing_and_unexpected_keys(loading_info)
+        load = _OFFICIAL_LOAD.get()
+        if load is None:
+            return
+        unused = hub_unused_keys(self.config)
+        load["dropped"] = sorted(key for key in loading_info.unexpected_keys if unused.fullmatch(key))
+        loading_info.unexpected_keys = {
+            key for key in loading_info.unexpected_keys if not unused.fullmatch(key)
+        }
+        load["tied"] = self._tie_official_decoder(loading_info.missing_keys, load)
+        loading_info.missing_keys = loading_info.missing_keys - set(load["tied"])
+
+    def _tie_official_decoder(self, missing_keys: set[str], load: dict[str, Any]) -> dict[str, str]:
+        """Fill the LM decoder of an official masked LM by :func:`tie_official_decoder`'s rule."""
+        decoder, embeddings = "lm_head.decoder.weight", "nt.embeddings.word_embeddings.weight"
+        if not isinstance(self, NTForMaskedLM) or embeddings in missing_keys:
+            return {}
+        weights = self.nt.embeddings.word_embeddings.weight.detach()
+        state = {embeddings: weights}
+        if decoder not in missing_keys and not weights.is_meta:
+            state[decoder] = self.lm_head.decoder.weight.detach()
+        tied = tie_official_decoder(state, load["hub_config"], load["source"])
+        if tied:
+            with torch.no_grad():
+                self.lm_head.decoder.weight.copy_(state[decoder])
+        return tied
+
     def _init_weights(self, module: nn.Module) -> None:
         """Standard init, plus the zero LM bias and the non-persistent rotary frequencies."""
         super()._init_weights(module)
@@ -335,10 +537,13 @@ class NTModel(NTPreTrainedModel):
     ) -> BaseModelOutput:
         """Encode ``input_ids`` [B, L] (right-padded, ``attention_mask`` 1 on real tokens).
 
-        ``position_ids`` default to the ESM ids (v1) or ``0 .. L-1`` from ``<cls>`` (v2).
+        Without ``attention_mask``, ``input_ids`` equal to ``config.pad_token_id`` are masked, as in the official
+        NT code. ``position_ids`` default to the ESM ids (v1) or ``0 .. L-1`` from ``<cls>`` (v2).
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        if attention_mask is None and input_ids is not None and self.config.pad_token_id is not None:
+            attention_mask = input_ids.ne(self.config.pad_token_id).long()
         hidden_states = self.embeddings(input_ids, attention_mask, position_ids, inputs_embeds)
         mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask

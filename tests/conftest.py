@@ -77,3 +77,36 @@ def assert_bad_input(result: CliResult, *words: str) -> None:
     assert len(lines) == 1, f"expected one stderr line, got {len(lines)}: {result.err!r}"
     for word in words:
         assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
+
+
+@pytest.fixture
+def announces_random_weights(caplog, monkeypatch):
+    """A context manager asserting that its block announces a preset's random weights (logger
+    ``modeling_nt.loading``, once per process: the record of presets already announced is reset first)."""
+    import contextlib
+    import logging
+
+    from modeling_nt import loading
+
+    @contextlib.contextmanager
+    def announced(preset: str = "tiny"):
+        monkeypatch.setattr(loading, "_ANNOUNCED", set())
+        with caplog.at_level(logging.WARNING, logger="modeling_nt.loading"):
+            yield
+        assert f"random weights: preset {preset!r}" in caplog.text
+
+    return announced
+
+
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch) -> Path:
+    """An empty Hugging Face cache, made the default, with outgoing traffic disabled (HF_HUB_OFFLINE=1): fill
+    it with ``test_checkpoint_loading.cache_repo``."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf_cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache

@@ -186,11 +186,11 @@ def test_elements_command_separates_classes_above_chance(synthetic, tmp_path, ca
 
 def test_labelled_sequences_tsv(tmp_path):
     path = tmp_path / "seqs.tsv"
-    path.write_text("name\tsequence\tkind\na\tACGTACGT\tx\nb\tTTTTTTTT\ty\n")
+    path.write_text("name\tsequence\tkind\na\tACGTACGT\tx\nb\tTTTTTTTT\ty\nc\tGGGG\tx\n\tCCCC\ty\n")
     assert read_labelled_sequences(path, class_column="kind") == (
-        ["a", "b"],
-        ["ACGTACGT", "TTTTTTTT"],
-        ["x", "y"],
+        ["a", "b", "c", "seq4"],
+        ["ACGTACGT", "TTTTTTTT", "GGGG", "CCCC"],
+        ["x", "y", "x", "y"],
     )
     with pytest.raises(ValueError, match=r"missing column\(s\) \['class'\]"):
         read_labelled_sequences(path)
@@ -258,10 +258,10 @@ def test_enrichment_test_finds_the_one_specialised_head():
 # ------------------------------------------------------------------------------------------ reconstruction
 
 
-def test_reconstruction_of_an_untrained_model_is_near_chance(synthetic, tmp_path):
+def test_reconstruction_of_an_untrained_model_is_near_chance(synthetic, tmp_path, announces_random_weights):
     out = tmp_path / "reconstruction"
     torch.manual_seed(0)
-    with pytest.warns(UserWarning, match="preset"):
+    with announces_random_weights():
         code = main(
             [
                 "analyze",
@@ -385,11 +385,11 @@ def test_scaling_command_one_line_per_task_group(tmp_path):
     assert main(["analyze", "scaling", str(tmp_path / "bare.json"), "--out", str(tmp_path / "bare")]) == 2
 
 
-def test_reconstruction_of_one_region_masks_every_token(synthetic, tmp_path):
+def test_reconstruction_of_one_region_masks_every_token(synthetic, tmp_path, announces_random_weights):
     out = tmp_path / "region"
     argv = ["analyze", "reconstruction", "--model", "tiny", "--fasta", str(synthetic.fasta), "--region",
             "chr1:1-60", "--masking", "every", "--out", str(out)]  # fmt: skip
-    with pytest.warns(UserWarning, match="preset"):
+    with announces_random_weights():
         assert main(argv) == 0
     groups = json.loads((out / "reconstruction.json").read_text())["groups"]
     assert [(group["group"], group["n_masked"]) for group in groups] == [("overall", 10), ("all", 10)]

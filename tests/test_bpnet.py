@@ -189,7 +189,7 @@ def test_evaluate_task_resumes_from_its_state_file(tmp_path):
     assert len(first.fold_scores) == 3 and first.test_score is None
     assert again.fold_scores == first.fold_scores
     assert logged == [line for line in logged if "done before" in line] and len(logged) == 3
-    with pytest.raises(ValueError, match="unfinished run with other settings"):
+    with pytest.raises(ValueError, match="--folds: was 3, now 2; model overrides: was"):
         bpnet.evaluate_task("original", task, sequences, labels, n_folds=2, config=config, state_path=state)
 
 

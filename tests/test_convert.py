@@ -79,10 +79,15 @@ def _rotate(x: np.ndarray, length: int) -> np.ndarray:
     return x * cos + np.concatenate([-x2, x1], -1) * sin
 
 
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+
+
 def reference_logits(
-    state: dict[str, torch.Tensor], version: str, input_ids: np.ndarray, eps: float
+    state: dict[str, torch.Tensor], version: str, input_ids: np.ndarray, eps: float, ffn_gelu=_gelu
 ) -> np.ndarray:
-    """NT forward pass (NT_SPEC section 2) in float64 numpy, on Hub-layout tensors."""
+    """NT forward pass (NT_SPEC section 2) in float64 numpy, on Hub-layout tensors; ``ffn_gelu`` is the GELU of
+    the v1 FFN (the LM head's is always exact)."""
     w = {key: value.double().numpy() for key, value in state.items()}
     mask = input_ids != 1
     x = w["esm.embeddings.word_embeddings.weight"][input_ids]
@@ -117,7 +122,7 @@ def reference_logits(
             gate, up = np.split(up, 2, axis=-1)
             x = x + (gate / (1 + np.exp(-gate)) * up) @ w[f"{p}.output.dense.weight"].T
         else:
-            up = _gelu(up + w[f"{p}.intermediate.dense.bias"])
+            up = ffn_gelu(up + w[f"{p}.intermediate.dense.bias"])
             x = x + up @ w[f"{p}.output.dense.weight"].T + w[f"{p}.output.dense.bias"]
     x = _layer_norm(
         x, w["esm.encoder.emb_layer_norm_after.weight"], w["esm.encoder.emb_layer_norm_after.bias"], eps
@@ -380,3 +385,68 @@ def test_cli_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "is not empty" in capsys.readouterr().err
     assert nt_main(["convert", "--from", "esm", str(source), str(tmp_path / "out2")]) == 2
     assert "use --from nt-v2-hub" in capsys.readouterr().err
+
+
+def test_esm_with_tied_decoder_converts_with_the_word_embeddings_as_decoder(tmp_path: Path) -> None:
+    """A stock ``EsmForMaskedLM`` saved with ``tie_word_embeddings=true`` has no decoder tensor in its file."""
+    from safetensors import safe_open
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    config = EsmConfig(
+        vocab_size=4105,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN["v1"],
+        max_position_embeddings=1002,
+        position_embedding_type="absolute",
+        token_dropout=True,
+        emb_layer_norm_before=False,
+        mask_token_id=2,
+        pad_token_id=1,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(1)
+    esm = EsmForMaskedLM(config).eval()
+    with torch.no_grad():
+        for parameter in esm.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    esm.save_pretrained(tmp_path / "esm")
+    with safe_open(tmp_path / "esm" / "model.safetensors", "pt") as stored:
+        stored_keys = stored.keys()
+    assert (
+        "lm_head.decoder.weight" not in stored_keys and "esm.embeddings.word_embeddings.weight" in stored_keys
+    )
+    report = convert_checkpoint("esm", tmp_path / "esm", tmp_path / "out")
+    assert report.tied_keys == {"lm_head.decoder.weight": "esm.embeddings.word_embeddings.weight"}
+    assert "tied: lm_head.decoder.weight = esm.embeddings.word_embeddings.weight" in report.summary()
+    assert json.loads((tmp_path / "out" / REPORT_FILE).read_text())["tied_keys"] == report.tied_keys
+    input_ids = torch.from_numpy(padded_ids(4105))
+    with torch.no_grad():
+        expected = esm(input_ids, attention_mask=(input_ids != 1).long()).logits.double().numpy()
+    np.testing.assert_allclose(our_logits(tmp_path / "out", input_ids.numpy(), "eager"), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "ffn_activation", "formula", "other"),
+    [
+        (None, "gelu", _gelu, _gelu_tanh),  # the official default is "gelu-no-approx"
+        ("gelu-no-approx", "gelu", _gelu, _gelu_tanh),
+        ("gelu", "gelu_pytorch_tanh", _gelu_tanh, _gelu),  # jax.nn.gelu defaults to approximate=True
+    ],
+)
+def test_jax_ffn_activation_is_mapped_as_the_official_code(
+    tmp_path: Path, name: str | None, ffn_activation: str, formula, other
+) -> None:
+    source, state = write_jax(tmp_path / "jax_model", "v1", old_names=False)
+    params = hyperparams("v1") | ({"ffn_activation_name": name} if name else {})
+    (source / "hyperparams.json").write_text(json.dumps(params))
+    with pytest.warns(UserWarning, match="pickle"):
+        convert_checkpoint("jax", source, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["ffn_activation"] == ffn_activation
+    input_ids = padded_ids(VOCAB["v1"])
+    got = our_logits(tmp_path / "out", input_ids)
+    expected = reference_logits(state, "v1", input_ids, eps=1e-5, ffn_gelu=formula)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # the other GELU is measurably off: the test tells the two apart
+    assert np.abs(got - reference_logits(state, "v1", input_ids, eps=1e-5, ffn_gelu=other)).max() > 1e-3

@@ -119,7 +119,7 @@ def test_killed_run_resumes_without_duplicate_rows(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         emb.embed_records(model, names, sequences, out, batch_size=4, chunk_size=8, progress=False)
     assert not out.exists() and len(emb._done_indices(emb.parts_dir(out))) == 8
-    with pytest.raises(ValueError, match="holds parts of a run with settings"):
+    with pytest.raises(ValueError, match='--pooling: was "mean", now "cls"'):
         emb.embed_records(model, names, sequences, out, pooling="cls", chunk_size=8, progress=False)
     calls["windows"] = -1000
     emb.embed_records(model, names, sequences, out, batch_size=4, chunk_size=8, progress=False)

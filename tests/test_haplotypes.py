@@ -92,7 +92,10 @@ def test_stats_count_the_documented_rules(files) -> None:
     assert (s1.applied, s1.overlapping_skipped) == (4, 1)
     _, s2 = build_haplotype(files["fasta"], files["vcf"], "c1", "S2", 1)
     assert s2 == HaplotypeStats(
+        records=6,
+        records_applied=3,
         applied=3,
+        reference_allele=1,
         unphased_iupac=1,
         unphased_kept_reference=1,
         missing_kept_reference=1,

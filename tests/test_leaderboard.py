@@ -56,7 +56,7 @@ def test_leaderboard_files_keep_the_best_layer_and_add_reference_rows(tmp_path):
     assert "| nt-v2-50m-hf (probe) | 0.845 ± 0.061 (L8) | 0.845 ± 0.061 (L8) | 0.845 |" in markdown
     assert "| paper: NT-MS 2.5B | 0.950 | 0.790 | 0.870 |" in markdown
     assert "| bpnet (bpnet) |  | 0.720 ± 0.057 | 0.720 |" in markdown
-    assert "## gue benchmark (mcc)" in markdown and "0.770 (test)" in markdown
+    assert "## gue benchmark (mcc)" in markdown and "| nt-v2-50m-hf (probe) | 0.770 † | 0.770 † |" in markdown
     with paths["csv"].open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from test_outputs_say_what_ran import assert_final_says_what_ran
 from transformers import TrainerCallback
 
 from modeling_nt.pretraining import PretrainingConfig, run_pretraining
@@ -88,9 +89,10 @@ def test_short_run_loss_falls_and_results_are_kept(tmp_path) -> None:
     assert 7.0 < results["baseline"]["entropy_nats"] < 8.4  # human 6-mers: close to log(4096) = 8.32
     assert Path(results["loss_curve"]).stat().st_size > 10_000
     assert (tmp_path / "run" / "final" / "model.safetensors").exists()
+    assert_final_says_what_ran(tmp_path / "run" / "final", trained_max_tokens=128, run_name="run")
     again = run_pretraining(config)  # a finished run is returned, never overwritten
     assert again["reused"] and again["masked_loss"] == results["masked_loss"]
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(ValueError, match="max_steps: was 40, now 41"):
         run_pretraining({**config, "max_steps": 41})
 
 

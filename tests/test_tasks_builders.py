@@ -151,13 +151,13 @@ def test_gue_builder_reads_folders_and_infers_unregistered_regression_tasks(tmp_
 @pytest.mark.parametrize(
     ("records", "message"),
     [
-        ([("a|0", "ACGT"), ("b|1", "")], r"record 2 \('b\|1'\): empty sequence"),
+        ([("a|0", "ACGT"), ("b|1", "")], r"record 2 \('b\|1'\) has a header but no sequence"),
         ([("a|0", "ACGT"), ("b|1", "ACGXT")], r"record 2 \('b\|1'\): non-DNA character 'X' at position 4"),
         ([("a|zero", "ACGT")], r"record 1 \('a\|zero'\): label 'zero' is not an integer"),
         ([("a|2", "ACGT")], r"label 2 out of range for 'promoter_tata' \(2 classes: 0..1\)"),
         (
             [("a|0", "ACGT"), ("a|0", "GGGG")],
-            r"record 2 \('a\|0'\): duplicated name 'a\|0' \(first seen at .*record 1",
+            r"record 2 has the same name 'a\|0' as record 1",
         ),
         ([("no_label", "ACGT")], r"record 1 \('no_label'\): header has no '\|<label>' field"),
     ],

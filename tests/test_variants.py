@@ -389,7 +389,7 @@ def test_resume_skips_finished_rows_and_never_rewrites_them(
     third = score_vcf(scorer, fasta, vcf, out, window_bp=WINDOW, progress=False)
     assert (third.scored, third.already_done) == (0, len(records))
     assert out.read_text() == text
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=f"--window: was {WINDOW}, now {WINDOW * 2}"):
         score_vcf(scorer, fasta, vcf, out, window_bp=WINDOW * 2, progress=False)
 
 
@@ -472,7 +472,7 @@ def test_real_chr20_vcfs_with_the_tiny_model(shared_data: Path, tmp_path: Path, 
     assert "194 alleles scored" in capsys.readouterr().out
 
 
-def test_model_from_directory_or_preset(tiny_model, tmp_path: Path) -> None:
+def test_model_from_directory_or_preset(tiny_model, tmp_path: Path, announces_random_weights) -> None:
     model, _ = tiny_model
     model.save_pretrained(tmp_path / "checkpoint")
     loaded, tokenizer = load_scoring_model(tmp_path / "checkpoint")
@@ -480,7 +480,7 @@ def test_model_from_directory_or_preset(tiny_model, tmp_path: Path) -> None:
         torch.equal(loaded.lm_head.decoder.weight, model.lm_head.decoder.weight)
         and tokenizer.model_max_length == 2048
     )
-    with pytest.warns(UserWarning, match="weights are random"):
+    with announces_random_weights():
         load_scoring_model("tiny")
-    with pytest.raises(ValueError, match="unknown NT preset 'nope'"):
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
         load_scoring_model("nope")

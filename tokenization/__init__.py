@@ -6,6 +6,7 @@
 """
 
 from .arrays import encode_batch, token_index_of_position, token_starts
+from .inputs import FastaRecordChecker, as_sequence_list
 from .tokenizer import NTTokenizer, build_tokenizer
 from .vocab import (
     DEFAULT_MODEL_MAX_LENGTH,
@@ -18,7 +19,9 @@ from .vocab import (
 __all__ = [
     "DEFAULT_MODEL_MAX_LENGTH",
     "LAYOUTS",
+    "FastaRecordChecker",
     "NTTokenizer",
+    "as_sequence_list",
     "build_tokenizer",
     "encode_batch",
     "normalize_sequence",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .inputs import as_sequence_list
 from .vocab import (
     CLS,
     DEFAULT_MODEL_MAX_LENGTH,
@@ -113,11 +114,13 @@ def encode_batch(
 ) -> dict[str, np.ndarray]:
     """Tokenize a batch into right-padded numpy arrays.
 
-    Returns ``{"input_ids": int64 [B, T], "attention_mask": int64 [B, T]}`` with ``<cls>`` first and
+    ``sequences`` is a list of DNA strings; a bare ``str`` is one sequence (see
+    :func:`tokenization.as_sequence_list`). Returns ``{"input_ids": int64 [B, T], "attention_mask": int64 [B, T]}`` with ``<cls>`` first and
     ``<pad>`` on the right, T the longest sequence (rounded up to ``pad_to_multiple_of``). The same input
     policy as the fast tokenizer applies. A sequence longer than ``max_length`` tokens (default: the
     generation's context) raises a ValueError unless ``truncation=True``.
     """
+    sequences = as_sequence_list(sequences)
     version = check_version(version)
     vocab = vocabulary(version)
     limit = max_length or DEFAULT_MODEL_MAX_LENGTH[version]

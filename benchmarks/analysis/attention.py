@@ -21,6 +21,7 @@ log2 enrichment per class, significant cells starred) and ``attention_windows.ts
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..progress import progress as report_progress
 from .annotation import LabelledWindow, encode_windows, token_classes
 from .outputs import prepare_out_dir, pyplot, save_figure, write_csv, write_json
 
@@ -67,6 +69,8 @@ def load_eager_backbone(model: Any) -> Any:
     from benchmarks.embeddings import load_backbone
 
     backbone = load_backbone(model)
+    if backbone is getattr(model, "base_model", model) and backbone.config._attn_implementation != "eager":
+        backbone = copy.deepcopy(backbone)  # the caller's model keeps its attention implementation
     backbone.set_attn_implementation("eager")
     return backbone
 
@@ -89,8 +93,10 @@ def attention_shares(
 ) -> AttentionShares:
     """Observed and expected attention shares per class (module docstring) of every window."""
     import torch
-    from tqdm.auto import tqdm
 
+    from tokenization import as_sequence_list
+
+    classes = as_sequence_list(classes, "classes")  # class names; a bare str is one class, not its letters
     backbone = load_eager_backbone(model)
     device = next(backbone.parameters()).device
     observed, expected = [], []
@@ -106,7 +112,8 @@ def attention_shares(
 
     hooks = [layer.attention.register_forward_hook(reduce_layer) for layer in backbone.layers]
     try:
-        for start in tqdm(range(0, len(windows), batch_size), desc="attention", disable=not progress):
+        batches = range(0, len(windows), batch_size)
+        for start in report_progress(batches, desc="attention", unit="batches", enabled=progress):
             batch = windows[start : start + batch_size]
             encoded = encode_windows([window.sequence for window in batch], backbone.config)
             onehot = _class_onehot(batch, encoded["input_ids"].shape[1], len(classes))
@@ -175,8 +182,15 @@ def analyze_attention(
     batch_size: int = 4,
     alpha: float = 0.05,
     overwrite: bool = False,
+    model_name: str | None = None,
 ) -> dict:
-    """Attention shares, enrichment, tests, heatmap and numbers (module docstring); returns the JSON summary."""
+    """Attention shares, enrichment, tests, heatmap and numbers (module docstring); returns the JSON summary.
+
+    ``model_name`` is recorded in the summary (default :func:`benchmarks.results.model_name_of`)."""
+    from benchmarks.results import model_name_of
+
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha (--alpha) must be in (0, 1), got {alpha}")
     out_dir = prepare_out_dir(out_dir, OUTPUT_FILES, overwrite)
     shares = attention_shares(model, windows, classes, batch_size)
     rows = enrichment_table(shares, alpha)
@@ -186,6 +200,7 @@ def analyze_attention(
         if row["significant"] and row["enrichment"] > 1
     ]
     summary = {
+        "model": model_name or model_name_of(model),
         "n_windows": len(windows),
         "classes": list(classes),
         "n_layers": int(shares.observed.shape[1]),

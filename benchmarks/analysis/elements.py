@@ -41,7 +41,15 @@ def read_labelled_sequences(
     path: str | Path, class_column: str = "class", sequence_column: str = "sequence"
 ) -> tuple[list[str], list[str], list[str]]:
     """``(names, sequences, classes)`` from a TSV with a header holding a sequence and a class column (a
-    ``name`` column is optional)."""
+    ``name`` column is optional; default names ``seq<row>``).
+
+    Raises:
+        ValueError: naming the file and line: a missing column, an empty sequence or class, a character
+            outside the tokenizer's input policy, a repeated name, fewer than two classes, or a class with a
+            single sequence (cross-validation needs two).
+    """
+    from tokenization import validate_sequence
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sequences file not found: {path}")
@@ -53,15 +61,33 @@ def read_labelled_sequences(
         ]
         if missing:
             raise ValueError(f"{path}: missing column(s) {missing}; header is {reader.fieldnames}")
+        first_line: dict[str, int] = {}
         for number, row in enumerate(reader, start=2):
             sequence, label = (row[sequence_column] or "").strip(), (row[class_column] or "").strip()
+            name = row.get("name") or f"seq{number - 1}"
             if not sequence or not label:
                 raise ValueError(f"{path}:{number}: empty sequence or class")
-            names.append(row.get("name") or f"seq{number - 1}")
+            if name in first_line:
+                raise ValueError(
+                    f"{path}: line {number} repeats the name {name!r} of line {first_line[name]}; names must be "
+                    "unique"
+                )
+            try:
+                validate_sequence(sequence, strict=False)
+            except ValueError as error:
+                raise ValueError(f"{path}: line {number} ({name!r}): {error}") from None
+            first_line[name] = number
+            names.append(name)
             sequences.append(sequence)
             classes.append(label)
-    if len(set(classes)) < 2:
-        raise ValueError(f"{path}: need at least two classes, found {sorted(set(classes))}")
+    counts = Counter(classes)
+    if len(counts) < 2:
+        raise ValueError(f"{path}: need at least two classes, found {sorted(counts)}")
+    rare = sorted(label for label, count in counts.items() if count < 2)
+    if rare:
+        raise ValueError(
+            f"{path}: class {rare[0]!r} has a single sequence; cross-validation needs at least two per class"
+        )
     return names, sequences, classes
 
 
@@ -69,8 +95,10 @@ def kmer_frequencies(sequences: Sequence[str], k: int = 6) -> np.ndarray:
     """Overlapping ``k``-mer frequencies of each sequence (rows sum to one): the model-free baseline."""
     from sklearn.feature_extraction.text import CountVectorizer
 
+    from tokenization import as_sequence_list
+
     counts = CountVectorizer(analyzer="char", ngram_range=(k, k), lowercase=False).fit_transform(
-        [sequence.upper() for sequence in sequences]
+        [sequence.upper() for sequence in as_sequence_list(sequences)]
     )
     counts = counts.toarray().astype(np.float32)
     return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -153,8 +181,17 @@ def analyze_elements(
     method: str | None = None,
     seed: int = 0,
     overwrite: bool = False,
+    model_name: str | None = None,
 ) -> dict:
-    """Score and map the element classes per layer (module docstring); returns the JSON summary."""
+    """Score and map the element classes per layer (module docstring); returns the JSON summary.
+
+    ``model_name`` is recorded in the summary (default :func:`benchmarks.results.model_name_of`)."""
+    from benchmarks.results import model_name_of
+    from tokenization import as_sequence_list
+
+    sequences, classes = as_sequence_list(sequences), as_sequence_list(classes, "classes")
+    if names is not None:
+        names = as_sequence_list(names, "names")
     if len(sequences) != len(classes):
         raise ValueError(f"{len(sequences)} sequences but {len(classes)} classes")
     out_dir = prepare_out_dir(out_dir, OUTPUT_FILES, overwrite)
@@ -174,6 +211,7 @@ def analyze_elements(
     layer_scores = [row for row in scores if row["layer"] is not None]
     best = max(layer_scores, key=lambda row: row["cv_accuracy"])
     summary = {
+        "model": model_name or model_name_of(model),
         "n_sequences": len(sequences),
         "class_counts": dict(Counter(classes)),
         "projection": method,

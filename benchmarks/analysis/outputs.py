@@ -25,6 +25,36 @@ def prepare_out_dir(out_dir: str | Path, file_names: Sequence[str], overwrite: b
     return out_dir
 
 
+def prepare_run_dir(
+    out_dir: str | Path, file_names: Sequence[str], overwrite: bool, fingerprint: Any, record_name: str
+) -> Path:
+    """Make ``out_dir`` ready for an analysis run whose run fingerprint (:mod:`modeling_nt.fingerprint`) is
+    ``fingerprint``, so that its outputs never mix with those of another run.
+
+    Outputs of a finished run (all of ``file_names``) are kept unless ``overwrite``. Outputs of an interrupted
+    run are redone when it was the same run (same fingerprint, recorded in ``out_dir/record_name``); another
+    run's are refused, naming each difference. Whatever is redone or overwritten is removed first, and the new
+    fingerprint is recorded.
+
+    Raises:
+        FileExistsError: a finished analysis is there and ``overwrite`` is false.
+        FingerprintMismatch: outputs of an interrupted run with another model, input or setting.
+    """
+    from modeling_nt.fingerprint import check_fingerprint, record_fingerprint
+
+    out_dir = Path(out_dir)
+    record = out_dir / record_name
+    existing = [name for name in file_names if (out_dir / name).exists()]
+    if existing and not overwrite:
+        if len(existing) == len(file_names):
+            prepare_out_dir(out_dir, file_names, overwrite)  # raises: a finished analysis
+        check_fingerprint(record, fingerprint, partial=out_dir, restart="pass --overwrite")
+    for name in existing:
+        (out_dir / name).unlink()
+    record_fingerprint(record, fingerprint)
+    return out_dir
+
+
 def _atomic_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..progress import progress as report_progress
 from .annotation import LabelledWindow, encode_windows, token_classes
 from .outputs import prepare_out_dir, pyplot, save_figure, write_csv, write_json
 
@@ -54,7 +55,9 @@ def load_masked_lm(model: Any) -> Any:
     import torch
 
     if not isinstance(model, str | Path):
-        return model.eval()
+        from benchmarks.inference import model_for_inference
+
+        return model_for_inference(model)  # the caller's model keeps its mode (a copy when in training mode)
     from benchmarks.variants.scoring import load_scoring_model
 
     return load_scoring_model(model)[0].to("cuda" if torch.cuda.is_available() else "cpu")
@@ -93,6 +96,9 @@ def window_requests(
 ) -> list[MaskRequest]:
     """Masking requests for the tokens of each window (module docstring)."""
     from modeling_nt.pretraining.collator import NTMaskingCollator
+    from tokenization import as_sequence_list
+
+    classes = as_sequence_list(classes, "classes")  # class names; a bare str is one class, not its letters
 
     if mode not in MASKING_MODES:
         raise ValueError(f"masking mode must be one of {MASKING_MODES}, got {mode!r}")
@@ -160,7 +166,6 @@ def score_requests(
     """Run the requests through the masked LM; returns their records with the true and predicted token, whether
     the prediction is correct and the negative log-likelihood of the true token."""
     import torch
-    from tqdm.auto import tqdm
 
     from tokenization import vocabulary
 
@@ -168,7 +173,8 @@ def score_requests(
     tokens = {index: token for token, index in vocab.items()}
     device = next(model.parameters()).device
     scored = []
-    for start in tqdm(range(0, len(requests), batch_size), desc="reconstruction", disable=not progress):
+    batches = range(0, len(requests), batch_size)
+    for start in report_progress(batches, desc="reconstruction", unit="batches", enabled=progress):
         batch = requests[start : start + batch_size]
         width = max(len(request.ids) for request in batch)
         input_ids = np.full((len(batch), width), vocab["<pad>"], dtype=np.int64)
@@ -223,9 +229,15 @@ def analyze_reconstruction(
     batch_size: int = 8,
     seed: int = 0,
     overwrite: bool = False,
+    model_name: str | None = None,
 ) -> dict:
-    """Reconstruction accuracy and perplexity (module docstring); returns the JSON summary."""
+    """Reconstruction accuracy and perplexity (module docstring); returns the JSON summary.
+
+    ``model_name`` is recorded in the summary (default :func:`benchmarks.results.model_name_of`)."""
+    from benchmarks.results import model_name_of
+
     out_dir = prepare_out_dir(out_dir, OUTPUT_FILES, overwrite)
+    model_name = model_name or model_name_of(model)
     model = load_masked_lm(model)
     requests = window_requests(windows, classes, model.config, mode, mask_rate, seed)
     if vcf is not None:
@@ -243,6 +255,7 @@ def analyze_reconstruction(
     if variant_records:
         groups.append(group_metrics("variant sites", variant_records))
     summary = {
+        "model": model_name,
         "mode": mode,
         "mask_rate": mask_rate if mode == "random" else None,
         "n_windows": len(windows),

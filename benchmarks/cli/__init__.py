@@ -39,7 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nt`` console script."""
-    parser = build_parser()
+    from benchmarks.progress import line_buffered_stdout
+
+    line_buffered_stdout()  # progress and summary lines reach a log file as they are printed
+    try:
+        parser = build_parser()
+    except KeyboardInterrupt:  # Ctrl-C while the command modules are imported
+        print("nt: interrupted", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -49,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError, OSError) as error:
         print(f"nt {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; resumable jobs continue when rerun
+        print(f"nt {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def one_line(error: BaseException) -> str:

@@ -9,8 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import UserError
-
-MODEL_HELP = "checkpoint folder, or a preset name such as 'tiny' (random weights: for tests and demos)"
+from ._args import (
+    MODEL_HELP,
+    check_writable,
+    fold_count,
+    non_negative_int,
+    open_unit,
+    positive_int,
+    positive_probability,
+)
+from .probe import add_model_name_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,10 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _common(parser: argparse.ArgumentParser, model: bool = True) -> None:
     if model:
         parser.add_argument("--model", required=True, help=MODEL_HELP)
+        add_model_name_argument(parser)
         parser.add_argument(
-            "--batch-size", type=int, default=8, help="sequences per forward pass (default 8)"
+            "--batch-size", type=positive_int, default=8, help="sequences per forward pass (default 8)"
         )
-        parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
+        parser.add_argument(
+            "--seed", type=non_negative_int, default=0, help="random seed of the sampling (default 0)"
+        )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace the outputs of a finished analysis")
 
@@ -48,7 +59,7 @@ def _genome_arguments(parser: argparse.ArgumentParser, annotation_required: bool
     )
     parser.add_argument(
         "--promoter-bp",
-        type=int,
+        type=positive_int,
         default=1000,
         help="promoter = this many bp upstream of each TSS (default 1000)",
     )
@@ -72,9 +83,13 @@ def _register_elements(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--layers", type=int, nargs="+", help="hidden-state indices (default: all, 0 = embeddings)"
     )
-    parser.add_argument("--windows-per-class", type=int, default=100, help="windows per class (default 100)")
-    parser.add_argument("--window-bp", type=int, default=200, help="window length in bp (default 200)")
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    parser.add_argument(
+        "--windows-per-class", type=positive_int, default=100, help="windows per class (default 100)"
+    )
+    parser.add_argument(
+        "--window-bp", type=positive_int, default=200, help="window length in bp (default 200)"
+    )
+    parser.add_argument("--folds", type=fold_count, default=5, help="cross-validation folds (default 5)")
     parser.add_argument(
         "--projection", choices=("umap", "tsne"), help="2-D map method (default: umap if installed)"
     )
@@ -91,9 +106,11 @@ def _register_attention(commands: argparse._SubParsersAction) -> None:
     )
     _common(parser)
     _genome_arguments(parser, annotation_required=True)
-    parser.add_argument("--windows", type=int, default=100, help="number of windows (default 100)")
-    parser.add_argument("--window-bp", type=int, default=3000, help="window length in bp (default 3000)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="false discovery rate (default 0.05)")
+    parser.add_argument("--windows", type=positive_int, default=100, help="number of windows (default 100)")
+    parser.add_argument(
+        "--window-bp", type=positive_int, default=3000, help="window length in bp (default 3000)"
+    )
+    parser.add_argument("--alpha", type=open_unit, default=0.05, help="false discovery rate (default 0.05)")
     parser.set_defaults(func=run_attention, batch_size=4)
 
 
@@ -112,15 +129,21 @@ def _register_reconstruction(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--region", action="append", help="evaluate exactly CHROM:START-END (repeatable)")
     parser.add_argument(
-        "--promoter-bp", type=int, default=1000, help="promoter length for a GTF/GFF3 (default 1000)"
+        "--promoter-bp", type=positive_int, default=1000, help="promoter length for a GTF/GFF3 (default 1000)"
     )
-    parser.add_argument("--windows", type=int, default=50, help="number of sampled windows (default 50)")
-    parser.add_argument("--window-bp", type=int, default=1200, help="window length in bp (default 1200)")
+    parser.add_argument(
+        "--windows", type=positive_int, default=50, help="number of sampled windows (default 50)"
+    )
+    parser.add_argument(
+        "--window-bp", type=positive_int, default=1200, help="window length in bp (default 1200)"
+    )
     parser.add_argument("--masking", choices=("random", "every"), default="random", help="masking mode")
-    parser.add_argument("--mask-rate", type=float, default=0.15, help="share of masked tokens (random mode)")
+    parser.add_argument(
+        "--mask-rate", type=positive_probability, default=0.15, help="share of masked tokens (random mode)"
+    )
     parser.add_argument("--vcf", type=Path, help="VCF: also score the reference token at each SNV")
     parser.add_argument(
-        "--variant-window-bp", type=int, default=600, help="window around each SNV (default 600)"
+        "--variant-window-bp", type=positive_int, default=600, help="window around each SNV (default 600)"
     )
     parser.set_defaults(func=run_reconstruction)
 
@@ -149,6 +172,8 @@ def _analysis_command(run: Callable[[argparse.Namespace], int]) -> Callable[[arg
 
     @functools.wraps(run)
     def wrapper(args: argparse.Namespace) -> int:
+        check_writable(args.out)
+        _prepare_run(args)
         if getattr(args, "model", None):
             import torch
 
@@ -159,6 +184,55 @@ def _analysis_command(run: Callable[[argparse.Namespace], int]) -> Callable[[arg
             raise UserError(str(error)) from None
 
     return wrapper
+
+
+#: Arguments that do not change an analysis' numbers: left out of its run fingerprint (``--batch-size``: padding
+#: is masked; ``--model-name``: a label).
+_NOT_FINGERPRINTED = {
+    "out",
+    "overwrite",
+    "batch_size",
+    "model",
+    "model_name",
+    "func",
+    "command",
+    "analyze_command",
+}
+
+
+def analysis_run_fingerprint(args: argparse.Namespace):
+    """What determines an analysis' outputs: ``--model``, every input file (size and sha256) and every other
+    argument but :data:`_NOT_FINGERPRINTED`."""
+    from modeling_nt.fingerprint import fingerprint_run
+
+    inputs, settings = {}, {}
+    for key, value in sorted(vars(args).items()):
+        if key in _NOT_FINGERPRINTED:
+            continue
+        flag = key if key == "results" else "--" + key.replace("_", "-")
+        if isinstance(value, Path):
+            inputs[flag] = value
+        elif isinstance(value, list) and value and all(isinstance(item, Path) for item in value):
+            inputs.update({f"{flag}[{index}]": item for index, item in enumerate(value)})
+        else:
+            settings[flag] = value
+    return fingerprint_run(model=getattr(args, "model", None), inputs=inputs, settings=settings)
+
+
+def _prepare_run(args: argparse.Namespace) -> None:
+    """Check ``--out`` against the analysis' run fingerprint (finished, interrupted or another run's outputs)."""
+    import importlib
+
+    from benchmarks.analysis.outputs import prepare_run_dir
+
+    module = importlib.import_module(f"benchmarks.analysis.{args.analyze_command}")
+    prepare_run_dir(
+        args.out,
+        module.OUTPUT_FILES,
+        args.overwrite,
+        analysis_run_fingerprint(args),
+        f"fingerprint_{args.analyze_command}.json",
+    )
 
 
 def _genome_labels(args: argparse.Namespace, annotation: Path):
@@ -201,6 +275,7 @@ def run_elements(args: argparse.Namespace) -> int:
         method=args.projection,
         seed=args.seed,
         overwrite=args.overwrite,
+        model_name=args.model_name,
     )
     print(f"best layer (CV accuracy): {summary['best_layer_cv_accuracy']}")
     _report(args.out, "element_scores.json")
@@ -222,6 +297,7 @@ def run_attention(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         alpha=args.alpha,
         overwrite=args.overwrite,
+        model_name=args.model_name,
     )
     print(f"{summary['n_significant']} of {summary['n_tests']} (layer, head, class) tests significant")
     _report(args.out, "attention_summary.json")
@@ -265,6 +341,7 @@ def run_reconstruction(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         overwrite=args.overwrite,
+        model_name=args.model_name,
     )
     overall = summary["groups"][0]
     print(f"overall: accuracy {overall['accuracy']:.4f}, perplexity {overall['perplexity']:.1f}")

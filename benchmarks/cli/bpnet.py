@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from pathlib import Path
 
-BENCHMARK_CHOICES = ("original", "revised", "gue")
+from ._args import (
+    check_writable,
+    fold_count_or_zero,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from ._task_args import add_task_source_arguments, load_task_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,29 +30,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "OUT.progress.json; rerunning the same command resumes there.",
     )
     parser.add_argument("--variant", choices=("original", "large"), default="original", help="model size")
-    parser.add_argument("--benchmark", choices=BENCHMARK_CHOICES, required=True)
-    parser.add_argument("--task", required=True, help="task name (see `nt data tasks`), or a GUE folder name")
-    parser.add_argument("--data-dir", type=Path, help="local data folder (default: download from the Hub)")
+    parser.add_argument("--model-name", default=None, help="the model's name in the results (default BPNet)")
+    add_task_source_arguments(parser)
     parser.add_argument("--cache-dir", type=Path, help="datasets / Hub cache folder")
     parser.add_argument("--out", type=Path, required=True, help="results JSON file to write")
     parser.add_argument(
-        "--folds", type=int, default=10, help="cross-validation folds; 0: only train -> test (default 10)"
+        "--folds",
+        "--cv",
+        type=fold_count_or_zero,
+        default=10,
+        help="cross-validation folds; 0: only train -> test (default 10)",
     )
     parser.add_argument("--no-test", action="store_true", help="skip the train -> test run")
-    parser.add_argument("--max-epochs", type=int, default=100)
-    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
-    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--max-epochs", type=positive_int, default=100)
+    parser.add_argument("--patience", type=positive_int, default=5, help="early-stopping patience in epochs")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=0.0)
     parser.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=min(2, os.cpu_count() or 1),
         help="CPU threads for torch (default: at most 2; use 1 on a machine shared with other jobs)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of folds, inner splits and training")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of folds, inner splits and training"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -53,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from benchmarks.bpnet import TrainingConfig, evaluate_task, resolve_device
-    from benchmarks.builders import load_task, resolve_task
     from benchmarks.cli import UserError
     from benchmarks.results import save_results
 
     if args.out.exists() and not args.overwrite:
         raise UserError(f"{args.out} exists (a finished run); pass --overwrite to replace it")
+    check_writable(args.out)
     if args.no_test and args.folds == 0:
         raise UserError("nothing to do: --folds 0 and --no-test")
     if args.threads < 1:
@@ -66,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     splits = ("train",) if args.no_test else ("train", "test")
-    task = resolve_task(args.benchmark, args.task, args.data_dir, splits)
-    dataset = load_task(args.benchmark, args.task, args.data_dir, args.cache_dir, splits)
+    dataset, task = load_task_from_args(args, splits)
     config = TrainingConfig(
         max_epochs=args.max_epochs,
         patience=args.patience,
@@ -79,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
     )
-    test = None if args.no_test else dataset["test"]
+    test = None if args.no_test else dataset.get("test")
     print(
         f"BPNet {args.variant} on {args.benchmark}/{task.name} ({device}): {len(dataset['train'])} training sequences"
         + ("" if test is None else f", {len(test)} test sequences")
@@ -98,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         state_path=state_path,
     )
+    if args.model_name:
+        result = dataclasses.replace(result, model=args.model_name)
     result.extra["seconds"] = round(time.perf_counter() - started, 1)
     result.extra["threads"] = args.threads
     save_results([result], args.out, overwrite=args.overwrite)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
-SOURCES = ("esm", "nt-v2-hub", "jax")
+from ._args import check_writable, positive_float
+
+#: ``modeling_nt.convert.FROM_CHOICES`` (not imported: building the parser stays torch-free; a test checks both).
+FROM_CHOICES = ("esm", "nt-v2-hub", "jax", "auto")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,16 +18,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "convert",
         help="convert an official NT checkpoint into a Hugging Face-native one",
         description="Convert an official NT checkpoint: 'esm' (v1 Hub repo loading with EsmForMaskedLM), "
-        "'nt-v2-hub' (v2 Hub repo: config.json + weights) or 'jax' (jax_model/ folder with hyperparams.json "
-        "and pytree_ckpt.joblib, a pickle: convert only files you trust). OUT gets config.json (full auto_map), "
-        "model.safetensors, the tokenizer, the code files and conversion_report.json.",
+        "'nt-v2-hub' (v2 Hub repo: config.json + weights), 'jax' (jax_model/ folder with hyperparams.json "
+        "and pytree_ckpt.joblib, a pickle: convert only files you trust) or 'auto' (the layout read from the "
+        "files; the report names it). SRC is a folder or a Hub id (InstaDeepAI/<repo>: config and weight files "
+        "are fetched through huggingface_hub, HF_HUB_OFFLINE honoured; no code is fetched). OUT gets "
+        "config.json (full auto_map), model.safetensors, the tokenizer, the code files and "
+        "conversion_report.json.",
     )
-    parser.add_argument("--from", dest="source", choices=SOURCES, required=True, help="source layout")
-    parser.add_argument("src", type=Path, help="source checkpoint folder")
+    parser.add_argument(
+        "--from", dest="source", choices=FROM_CHOICES, required=True, help="source layout (auto: detect it)"
+    )
+    parser.add_argument("src", help="source checkpoint folder or Hub repository id (InstaDeepAI/<repo>)")
     parser.add_argument("out", type=Path, help="output checkpoint folder (must be new or empty)")
     parser.add_argument(
         "--layer-norm-eps",
-        type=float,
+        type=positive_float,
         default=None,
         help="override the LayerNorm epsilon (default: config.json's, or 1e-5 for jax as in Haiku)",
     )
@@ -33,9 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from modeling_nt.convert import convert_checkpoint
 
-    report = convert_checkpoint(
-        args.source, args.src, args.out, layer_norm_eps=args.layer_norm_eps, overwrite=args.overwrite
-    )
+    check_writable(args.out, "OUT")
+    # warnings (the joblib pickle notice) are printed as one line each after a conversion that worked; a bad
+    # input gets only its error line
+    with warnings.catch_warnings(record=True) as caught:
+        report = convert_checkpoint(
+            args.source, args.src, args.out, layer_norm_eps=args.layer_norm_eps, overwrite=args.overwrite
+        )
+    for warning in caught:
+        print(f"nt convert: warning: {warning.message}", file=sys.stderr)
     print(report.summary())
     print(f"  written to {args.out}")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import check_writable_folder
+
 BENCHMARK_CHOICES = ("original", "revised", "gue")
 
 
@@ -61,13 +63,18 @@ def run_tasks(args: argparse.Namespace) -> int:
 def run_prepare(args: argparse.Namespace) -> int:
     from benchmarks.builders import format_summary, load_task, resolve_task, summarize
     from benchmarks.cli import UserError
+    from benchmarks.tasks import SPLITS
 
+    check_writable_folder(args.out)
     task = resolve_task(args.benchmark, args.task, args.data_dir, args.splits and tuple(args.splits))
+    splits = args.splits or SPLITS[args.benchmark]
+    existing = [
+        str(args.out / f"{split}.parquet") for split in splits if (args.out / f"{split}.parquet").exists()
+    ]
+    if existing and not args.overwrite:  # checked before the (possibly long) build
+        raise UserError(f"refusing to overwrite {', '.join(existing)} (pass --overwrite)")
     dataset = load_task(args.benchmark, args.task, args.data_dir, args.cache_dir, args.splits)
     targets = {split: args.out / f"{split}.parquet" for split in dataset}
-    existing = [str(path) for path in targets.values() if path.exists()]
-    if existing and not args.overwrite:
-        raise UserError(f"refusing to overwrite {', '.join(existing)} (pass --overwrite)")
     print(format_summary(task, summarize(dataset, task)))
     args.out.mkdir(parents=True, exist_ok=True)
     for split, path in targets.items():
@@ -78,11 +85,18 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def push_plan(folder: Path, config_name: str | None = None) -> dict[str, dict[str, str]]:
     """``{config name: {split: parquet file}}`` of a prepared folder (single task or one sub-folder per task)."""
+    if folder.is_file():
+        raise NotADirectoryError(f"{folder} is a file, not a folder: give the folder holding <split>.parquet")
     if not folder.is_dir():
         raise FileNotFoundError(f"prepared data folder not found: {folder}")
     single = {path.stem: str(path) for path in sorted(folder.glob("*.parquet"))}
     if single:
         return {config_name or folder.name: single}
+    if config_name:
+        raise ValueError(
+            f"--config-name {config_name!r} names the one task of a folder of <split>.parquet files, but {folder} "
+            "holds one sub-folder per task (each sub-folder's name is its config name)"
+        )
     plan = {
         task.name: {path.stem: str(path) for path in sorted(task.glob("*.parquet"))}
         for task in sorted(folder.iterdir())
@@ -94,6 +108,12 @@ def push_plan(folder: Path, config_name: str | None = None) -> dict[str, dict[st
 
 
 def run_push(args: argparse.Namespace) -> int:
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(args.repo_id)
+    except ValueError as error:  # HFValidationError
+        raise ValueError(f"--repo-id {args.repo_id!r}: {error}") from None
     plan = push_plan(args.dir, args.config_name)
     for config, files in plan.items():
         print(

@@ -16,6 +16,8 @@ import argparse
 import time
 from pathlib import Path
 
+from ._args import check_writable_folder, fold_count, positive_int
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_DATA = REPO_ROOT / "data"
 GENOME = BUNDLED_DATA / "chr20_GRCh37_slice.fa.gz"
@@ -29,13 +31,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)"
     )
-    parser.add_argument("--train-size", type=int, default=1000, help="task training sequences (default 1000)")
-    parser.add_argument("--test-size", type=int, default=300, help="task test sequences (default 300)")
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5; paper: 10)")
     parser.add_argument(
-        "--trials", type=int, default=10, help="TPE trials per probe (default 10; paper: 100)"
+        "--train-size", type=positive_int, default=1000, help="task training sequences (default 1000)"
     )
-    parser.add_argument("--ia3-steps", type=int, default=300, help="IA3 steps per fold (default 300)")
+    parser.add_argument(
+        "--test-size", type=positive_int, default=300, help="task test sequences (default 300)"
+    )
+    parser.add_argument(
+        "--folds", type=fold_count, default=5, help="cross-validation folds (default 5; paper: 10)"
+    )
+    parser.add_argument(
+        "--trials", type=positive_int, default=10, help="TPE trials per probe (default 10; paper: 100)"
+    )
+    parser.add_argument(
+        "--ia3-steps", type=positive_int, default=300, help="IA3 steps per fold (default 300)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -54,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.cli import main as nt
 
     torch.set_num_threads(1)  # the tiny model gains nothing from more threads; on a busy machine they contend
-    out: Path = args.out
+    out: Path = check_writable_folder(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = _step(f"1/5 Tokenizing the bundled human chr20 slice ({GENOME.name})")
     nt(["tokenize", str(GENOME)])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import MODEL_HELP, check_writable, int_at_least, non_negative_int, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "torchrun --nproc_per_node N --no-python nt embed ... (or accelerate launch --multi_gpu "
         "--num_processes N --no_python nt embed ...).",
     )
-    parser.add_argument("--model", required=True, help="checkpoint folder or preset name (random weights)")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--fasta", required=True, type=Path, help="input FASTA (.fa, .fa.gz, bgzip)")
     parser.add_argument("--out", required=True, type=Path, help="output: FILE.parquet, or a folder for npy")
     parser.add_argument(
@@ -27,10 +29,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--format", choices=["parquet", "npy"], default=None, help="default: parquet for *.parquet, else npy"
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=8, help="windows per forward pass (default 8)"
+    )
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="compute dtype")
-    parser.add_argument("--overlap", type=int, default=64, help="window overlap in tokens (default 64)")
-    parser.add_argument("--chunk-size", type=int, default=1024, help="sequences per resumable part")
+    parser.add_argument(
+        "--overlap", type=non_negative_int, default=64, help="window overlap in tokens (default 64)"
+    )
+    parser.add_argument(
+        "--window-tokens",
+        type=int_at_least(2),
+        default=None,
+        help="tokens per window for long sequences, <cls> included, 2 to the model's maximum (default: the "
+        "context the model was trained at, else its maximum)",
+    )
+    parser.add_argument("--chunk-size", type=positive_int, default=1024, help="sequences per resumable part")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -51,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.exists():
         raise UserError(f"{args.out} exists (a finished run); remove it or choose another --out")
+    check_writable(args.out)
     fmt = args.format or ("parquet" if args.out.suffix == ".parquet" else "npy")
     out = embed_fasta(
         args.model,
@@ -62,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         fmt=fmt,
         overlap=args.overlap,
+        window_tokens=args.window_tokens,
         chunk_size=args.chunk_size,
         progress=not args.no_progress,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import hub_repo_id, positive_float, positive_int
 from .probe import add_task_arguments, prepare
 
 
@@ -17,12 +18,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_task_arguments(parser)
     parser.add_argument("--method", choices=["ia3", "lora", "full"], default="ia3", help="default ia3")
-    parser.add_argument("--steps", type=int, default=10_000, help="training steps per fold (default 10000)")
-    parser.add_argument("--batch-size", type=int, default=8, help="default 8")
-    parser.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
-    parser.add_argument("--eval-steps", type=int, default=None, help="validation interval (default steps/10)")
+    parser.add_argument(
+        "--steps", type=positive_int, default=10_000, help="training steps per fold (default 10000)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="default 8")
+    parser.add_argument("--lr", type=positive_float, default=3e-3, help="learning rate (default 3e-3)")
+    parser.add_argument(
+        "--eval-steps", type=positive_int, default=None, help="validation interval (default steps/10)"
+    )
     parser.add_argument("--pooling", choices=["cls", "mean"], default=None, help="head pooling")
-    parser.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (default 8)")
+    parser.add_argument("--lora-rank", type=positive_int, default=8, help="LoRA rank (default 8)")
+    parser.add_argument(
+        "--push-to-hub",
+        type=hub_repo_id,
+        metavar="REPO_ID",
+        help="after the run, upload the selected fold's model (adapter merged into the weights) with a card "
+        "of the result to this Hub repository",
+    )
     parser.set_defaults(func=run)
     add_report_parser(subparsers)
 
@@ -33,9 +45,13 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
         "finetune-params",
         help="trainable parameters and adapter size of IA3/LoRA/full on a preset (no weights allocated)",
     )
-    parser.add_argument("--model", default="nt-v2-50m-multi-species", help="preset name")
+    parser.add_argument(
+        "--model",
+        default="nt-v2-50m-multi-species",
+        help="preset name, checkpoint folder or Hub id (config only)",
+    )
     parser.add_argument("--method", choices=["ia3", "lora", "full"], default="ia3")
-    parser.add_argument("--num-labels", type=int, default=2)
+    parser.add_argument("--num-labels", type=positive_int, default=2)
     parser.set_defaults(func=report)
 
 
@@ -50,7 +66,24 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.finetune import run_finetuning
     from benchmarks.results import save_results
 
+    if args.push_to_hub:  # the card must be renderable: checked before the task is read
+        from benchmarks.publish import check_card_name
+        from benchmarks.results import model_name_of
+        from modeling_nt.loading import load_config
+
+        load_config(args.model)  # a bad --model is named as such first
+        try:
+            check_card_name(args.model_name or model_name_of(args.model))
+        except ValueError as error:
+            raise ValueError(f"--push-to-hub {args.push_to_hub}: {error}") from None
     dataset, work_dir = prepare(args)
+    if "test" not in dataset:
+        from benchmarks.cli import UserError
+
+        raise UserError(
+            "fine-tuning scores the model of every fold on a test split: give --test FILE, or a --test-fraction "
+            "above 0 to hold one out of --train"
+        )
     results = run_finetuning(
         args.model,
         dataset,
@@ -58,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         work_dir,
         method=args.method,
         benchmark=args.benchmark,
+        model_name=args.model_name,
         steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -74,4 +108,8 @@ def run(args: argparse.Namespace) -> int:
         f"folds, test {result.test_score:.3f}; {result.trainable_params:,} trainable parameters"
     )
     print(f"results: {args.out}; adapters: {work_dir}")
+    if args.push_to_hub:
+        from benchmarks.publish import push_finetuned
+
+        print(push_finetuned(args.model, result, work_dir, args.push_to_hub, pooling=args.pooling).summary())
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import check_writable
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -13,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write, per sample and region, the two haplotype sequences made by applying the sample's "
         "phased SNVs and indels to the reference. Unphased heterozygous SNVs become IUPAC codes, unphased "
         "heterozygous indels and missing alleles keep the reference, overlapping variants are skipped per "
-        "haplotype, and a REF allele that does not match the reference is an error naming its position.",
+        "haplotype, and a REF allele that does not match the reference is an error naming its position. "
+        "Contig names are matched across FASTA, VCF and --region (chr20 = 20); an unsorted VCF is sorted. "
+        "The counts of applied and skipped records per reason are printed and written to OUT.stats.json; "
+        "a run that applies no VCF record (or finds none in the regions) is an error.",
     )
     parser.add_argument(
         "--fasta", type=Path, required=True, help="reference FASTA (plain with .fai, or bgzip)"
@@ -21,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--vcf", type=Path, required=True, help="phased VCF/BCF (bgzip+tabix, plain or gzip)")
     parser.add_argument("--samples", help="comma-separated sample names (default: all)")
     parser.add_argument(
-        "--region", action="append", help="region such as 20:1-2000000 (repeatable; default: all)"
+        "--region",
+        action="append",
+        help="region such as 20:1-2000000 or chr20:1-2000000 (either naming; repeatable; default: every FASTA "
+        "contig)",
     )
     parser.add_argument("--out", type=Path, required=True, help="output FASTA (.fa or .fa.gz)")
     parser.set_defaults(func=run)
@@ -29,13 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from modeling_nt.pretraining import parse_region, write_haplotypes
+    from modeling_nt.pretraining.haplotypes import stats_path
 
     if not args.fasta.exists():
         raise FileNotFoundError(f"reference FASTA {args.fasta} does not exist")
     if args.out.exists():
         raise ValueError(f"{args.out} already exists; remove it or choose another --out")
+    check_writable(args.out)
     samples = [name for name in args.samples.split(",") if name] if args.samples else None
     regions = [parse_region(text) for text in args.region] if args.region else None
     stats = write_haplotypes(args.fasta, args.vcf, args.out, samples=samples, regions=regions)
-    print(f"wrote {args.out}: {stats}")
+    print(f"wrote {args.out}: {stats.summary()}")
+    print(f"counts per reason: {stats_path(args.out)}")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import check_writable_folder
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -27,10 +29,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks.leaderboard import render_model_card, write_leaderboard
+    from benchmarks.cli import UserError
+    from benchmarks.leaderboard import card_sizes, check_card, render_model_card, write_leaderboard
     from benchmarks.results import load_results
 
+    check_writable_folder(args.out)
     results = load_results(args.results)
+    if not results:
+        raise UserError(f"no results in {', '.join(map(str, args.results))}")
+    if args.card_model:  # checked before anything is written
+        if args.card_size and args.card_size not in card_sizes():
+            raise UserError(
+                f"--card-size {args.card_size!r}: unknown size; known sizes: {sorted(card_sizes())}"
+            )
+        check_card(results, args.card_model, args.card_size)
     for kind, path in write_leaderboard(results, args.out).items():
         print(f"wrote {kind}: {path}")
     if args.card_model:

@@ -11,28 +11,38 @@ import argparse
 import json
 from pathlib import Path
 
+from ._args import (
+    check_writable,
+    hub_repo_id,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
+
 #: Flags that override a config field of the same name (dashes -> underscores).
 _OVERRIDES = {
     "--preset": str,
     "--output-dir": str,
-    "--max-steps": int,
-    "--per-device-batch-size": int,
-    "--tokens-per-update": int,
-    "--gradient-accumulation-steps": int,
-    "--init-lr": float,
-    "--peak-lr": float,
-    "--warmup-steps": int,
-    "--chunk-length": int,
-    "--max-tokens": int,
-    "--logging-steps": int,
-    "--eval-steps": int,
-    "--save-steps": int,
-    "--seed": int,
+    "--max-steps": positive_int,
+    "--per-device-batch-size": positive_int,
+    "--tokens-per-update": positive_int,
+    "--gradient-accumulation-steps": positive_int,
+    "--init-lr": non_negative_float,
+    "--peak-lr": positive_float,
+    "--warmup-steps": non_negative_int,
+    "--chunk-length": positive_int,
+    "--max-tokens": positive_int,
+    "--logging-steps": positive_int,
+    "--eval-steps": positive_int,
+    "--save-steps": positive_int,
+    "--seed": non_negative_int,
     "--precision": str,
     "--deepspeed": str,
     "--report-to": str,
-    "--random-replace-prob": float,
-    "--torch-threads": int,
+    "--random-replace-prob": probability,
+    "--torch-threads": positive_int,
 }
 
 
@@ -54,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gradient-checkpointing", action="store_true", default=None)
     for flag, kind in _OVERRIDES.items():
         parser.add_argument(flag, type=kind, help=f"overrides the config's {flag[2:].replace('-', '_')}")
+    parser.add_argument(
+        "--push-to-hub",
+        type=hub_repo_id,
+        metavar="REPO_ID",
+        help="after the run, upload OUTPUT_DIR/final to this Hub repository (as `nt push`; card without results)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -73,13 +89,23 @@ def run(args: argparse.Namespace) -> int:
         config = PretrainingConfig.from_yaml(args.config, **overrides)
     else:
         config = PretrainingConfig.from_mapping(
-            {key: value for key, value in overrides.items() if value is not None}
+            {key: value for key, value in overrides.items() if value is not None}, source="command line"
         )
-    results = run_pretraining(config)
+    check_writable(config.output_dir, "--output-dir" if args.output_dir else "output_dir")
+    from benchmarks.progress import is_terminal, trainer_progress_callback
+
+    # On a terminal the Trainer draws its tqdm bar; in a log, step lines with the time left.
+    callbacks = [] if is_terminal() else [trainer_progress_callback("pretrain")]
+    results = run_pretraining(config, callbacks=callbacks)
     _end_distributed()
     if "config" not in results:  # not the main process of a multi-process run
         return 0
     print_summary(results)
+    if args.push_to_hub:
+        from benchmarks.publish import push_checkpoint
+
+        final = Path(results["config"]["output_dir"]) / "final"
+        print(push_checkpoint(final, args.push_to_hub).summary())
     return 0
 
 

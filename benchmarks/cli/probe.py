@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import MODEL_HELP, check_writable, fold_count, non_negative_int, positive_int
+from ._task_args import add_task_source_arguments, load_task_from_args
 from .embed import parse_layers
 
 
@@ -19,35 +21,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_task_arguments(parser)
     parser.add_argument("--layers", default=None, help="comma-separated layers (default: 10 evenly spaced)")
     parser.add_argument("--probes", default="probe,mlp-probe", help="probes to run (default both)")
-    parser.add_argument("--trials", type=int, default=100, help="optuna trials per fold (default 100)")
+    parser.add_argument(
+        "--trials", type=positive_int, default=100, help="optuna trials per fold (default 100)"
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the raw-token baseline")
-    parser.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass (default 8)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=8, help="sequences per forward pass (default 8)"
+    )
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="compute dtype")
     parser.set_defaults(func=run)
 
 
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by `nt probe` and `nt finetune`: model, task, folds and output."""
-    parser.add_argument("--model", required=True, help="checkpoint folder or preset name (random weights)")
-    parser.add_argument("--benchmark", required=True, choices=["original", "revised", "gue"])
-    parser.add_argument("--task", required=True, help="task name (GUE: any task folder name)")
-    parser.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: the Hub)")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
+    add_model_name_argument(parser)
+    add_task_source_arguments(parser)
     parser.add_argument("--cache-dir", type=Path, default=None, help="datasets cache folder")
     parser.add_argument("--out", required=True, type=Path, help="results JSON file (never overwritten)")
     parser.add_argument("--work-dir", type=Path, default=None, help="working folder (default: OUT_work)")
-    parser.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="fold and search seed (default 0)")
+    parser.add_argument(
+        "--folds", "--cv", type=fold_count, default=10, help="cross-validation folds (default 10)"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="fold and search seed (default 0)")
+
+
+def add_model_name_argument(parser: argparse.ArgumentParser) -> None:
+    """``--model-name``: the model's name in the results (every command that writes results has it)."""
+    parser.add_argument(
+        "--model-name",
+        help="the model's name in the results (default: the name recorded in the checkpoint's config, else "
+        "the checkpoint's run folder or the preset name; see benchmarks.results.model_name_of)",
+    )
 
 
 def prepare(args: argparse.Namespace):
     """Refuse to overwrite ``--out``; load the task; return ``(dataset_dict, work_dir)``."""
-    from benchmarks.builders import load_task
     from benchmarks.cli import UserError
+    from modeling_nt.loading import check_model
 
     if args.out.exists():
         raise UserError(f"{args.out} exists; choose another --out (finished results are never overwritten)")
-    dataset = load_task(args.benchmark, args.task, data_dir=args.data_dir, cache_dir=args.cache_dir)
     work_dir = args.work_dir or args.out.with_name(f"{args.out.stem}_work")
+    check_writable(args.out)
+    check_writable(work_dir, "--work-dir")
+    check_model(args.model)  # a bad --model is refused before the task is read
+    dataset, _ = load_task_from_args(args)
     return dataset, work_dir
 
 
@@ -62,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         args.task,
         work_dir,
         benchmark=args.benchmark,
+        model_name=args.model_name,
         layers=parse_layers(args.layers),
         probes=[probe.strip() for probe in args.probes.split(",") if probe.strip()],
         trials=args.trials,
@@ -76,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         layer = "-" if result.layer is None else result.layer
         print(
             f"{result.method:10s} layer {layer!s:>3}  {result.metric} {result.mean:.3f} ± {result.two_sd:.3f}"
-            f"  test {result.test_score:.3f}"
+            + ("" if result.test_score is None else f"  test {result.test_score:.3f}")
         )
     print(f"results: {args.out}; plot and cache: {work_dir}")
     return 0

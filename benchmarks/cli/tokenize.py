@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._args import check_writable, positive_int
+
 KMER_LENGTH = 6
 
 
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--strict", action="store_true", help="accept only uppercase A/C/G/T/N")
     parser.add_argument(
         "--chunk-bp",
-        type=int,
+        type=positive_int,
         default=None,
         help="cut records into chunks of this many bp (default: the context)",
     )
@@ -58,7 +60,10 @@ def default_chunk_bp(version: str) -> int:
 
 def iter_chunks(path: Path, chunk_bp: int) -> Iterator[tuple[str, int, str]]:
     """(record name, 0-based start, sequence) of consecutive chunks of every FASTA record."""
+    from benchmarks.checks import require_at_least
     from benchmarks.embeddings import iter_fasta
+
+    require_at_least(1, chunk_bp=chunk_bp)
 
     for name, sequence in iter_fasta(path):
         for start in range(0, max(len(sequence), 1), chunk_bp):
@@ -66,9 +71,11 @@ def iter_chunks(path: Path, chunk_bp: int) -> Iterator[tuple[str, int, str]]:
 
 
 def _summarise_fasta(args: argparse.Namespace) -> int:
+    if args.out:
+        check_writable(args.out)
     import numpy as np
-    from tqdm import tqdm
 
+    from benchmarks.progress import progress as report_progress
     from tokenization import encode_batch, validate_sequence, vocabulary
 
     chunk_bp = args.chunk_bp or default_chunk_bp(args.version)
@@ -106,7 +113,7 @@ def _summarise_fasta(args: argparse.Namespace) -> int:
         chunks += len(batch)
         batch.clear()
 
-    with tqdm(desc="tokenizing", unit="bp", unit_scale=True, disable=None) as progress:
+    with report_progress(desc="tokenize", unit="bp", unit_scale=True) as progress:
         for name, start, sequence in iter_chunks(args.fasta, chunk_bp):
             records.add(name)
             total_bp += len(sequence)
@@ -117,8 +124,6 @@ def _summarise_fasta(args: argparse.Namespace) -> int:
         if batch:
             flush()
     elapsed = time.perf_counter() - started
-    if not records:
-        raise ValueError(f"{args.fasta}: no FASTA records found")
 
     total_tokens = sum(token_counts.values())
     first_kmer = vocab["AAAAAA"]

@@ -12,10 +12,19 @@ from .alleles import (
     VariantAllele,
     VariantWindow,
     build_window,
+    left_anchor,
     read_variant_alleles,
     reverse_complement,
 )
-from .evaluation import evaluate_scores, plot_evaluation, read_labels
+from .evaluation import (
+    LABEL_COLUMN_ALIASES,
+    LabelMatch,
+    evaluate_scores,
+    match_labels,
+    plot_evaluation,
+    read_labels,
+    variants_frame,
+)
 from .runner import RunSummary, default_window_bp, score_vcf, write_scored_vcf
 from .scoring import (
     SCORE_NAMES,
@@ -29,7 +38,9 @@ from .scoring import (
 )
 
 __all__ = [
+    "LABEL_COLUMN_ALIASES",
     "SCORE_NAMES",
+    "LabelMatch",
     "RefMismatch",
     "ReferenceGenome",
     "RunSummary",
@@ -41,7 +52,9 @@ __all__ = [
     "default_window_bp",
     "embedding_scores",
     "evaluate_scores",
+    "left_anchor",
     "load_scoring_model",
+    "match_labels",
     "parse_layers",
     "parse_scores",
     "plot_evaluation",
@@ -50,5 +63,6 @@ __all__ = [
     "reverse_complement",
     "score_columns",
     "score_vcf",
+    "variants_frame",
     "write_scored_vcf",
 ]

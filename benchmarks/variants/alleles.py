@@ -4,6 +4,12 @@ Reading: every VCF record is split into one :class:`VariantAllele` per ALT allel
 alleles (``<DEL>``, ``*``, breakends, ``.``) and alleles with letters outside A/C/G/T/N are kept with a
 ``skip_reason`` so that they appear in the output instead of vanishing.
 
+Empty alleles written as ``-`` (MPRA, ClinVar and MAF-style exports: a deletion ``REF=A, ALT=-``, an insertion
+``REF=-, ALT=T``) are left-anchored against the reference as VCF normalisation does (:func:`left_anchor`):
+the base before POS is prepended to both alleles and POS moves back by one, so ``-`` at POS means "between
+POS-1 and POS" for an insertion and "the bases from POS on" for a deletion (at POS 1 the base after the
+allele is appended instead). Without a reference they are skipped with the reason.
+
 Windows (:func:`build_window`), all coordinates 0-based and half-open:
 
 - The reference window is ``window_bp`` long and centred on the REF allele ``[p, p + len(REF))``: it starts
@@ -22,18 +28,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import pysam
-
-from modeling_nt.pretraining.haplotypes import open_vcf
+from modeling_nt.pretraining.genome import match_contig, open_fasta
+from modeling_nt.pretraining.haplotypes import open_vcf, read_records
 from tokenization import token_starts
 
 ALLELE_PATTERN = re.compile(r"[ACGTN]+")
+#: How MPRA / ClinVar / MAF-style exports write an empty REF or ALT (an insertion or a deletion without anchor).
+EMPTY_ALLELE = "-"
 _COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
-#: Mitochondrion names tried when a VCF contig is not in the FASTA under its own name or with/without "chr".
-_CONTIG_ALIASES = {"M": "MT", "chrM": "MT", "MT": "chrM"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class VariantAllele:
     ref: str
     alt: str
     skip_reason: str | None = None
+    #: ``"POS REF/ALT"`` as written in the input when the allele was left-anchored (:func:`left_anchor`).
+    anchored_from: str | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -62,9 +69,26 @@ class RefMismatch:
     pos: int
     expected: str
     found: str
+    #: Set when the REF allele runs past the end of the FASTA contig (``found`` is then the part inside).
+    contig_length: int | None = None
+    #: The input form of a left-anchored allele (``VariantAllele.anchored_from``).
+    anchored_from: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.chrom}:{self.pos}: VCF REF {self.expected!r} but the FASTA has {self.found!r}"
+        if self.contig_length is not None:
+            return (
+                f"{self.chrom}:{self.pos}: REF {self.expected!r} lies beyond the end of the FASTA contig "
+                f"({self.contig_length} bp)"
+            )
+        given = f" (left-anchored from {self.chrom}:{self.anchored_from})" if self.anchored_from else ""
+        return f"{self.chrom}:{self.pos}: VCF REF {self.expected!r}{given} but the FASTA has {self.found!r}"
+
+    @property
+    def reason(self) -> str:
+        """The skip reason written in the output row."""
+        if self.contig_length is not None:
+            return f"POS beyond the end of the contig ({self.contig_length} bp)"
+        return f"REF mismatch: expected {self.expected}, found {self.found}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,12 @@ def skip_reason_of(ref: str, alt: str | None) -> str | None:
     """Why an allele cannot be scored as a sequence change, or None when it can."""
     if alt is None or alt in (".", "*"):
         return f"missing or spanning-deletion ALT {alt!r}"
+    if EMPTY_ALLELE in (ref, alt):
+        return (
+            f"REF {ref!r} ALT {alt!r}: both empty"
+            if ref == alt
+            else f"empty allele '-' (REF {ref!r}, ALT {alt!r}) not left-anchored: no reference base at POS"
+        )
     if alt.startswith("<") or "[" in alt or "]" in alt:
         return f"symbolic or breakend ALT {alt!r}"
     if not ALLELE_PATTERN.fullmatch(ref):
@@ -120,14 +150,17 @@ def skip_reason_of(ref: str, alt: str | None) -> str | None:
     return None
 
 
-def read_variant_alleles(path: str | Path) -> Iterator[VariantAllele]:
-    """Every ALT allele of every record of a VCF, in file order (multi-allelic records are split)."""
+def read_variant_alleles(path: str | Path, genome: ReferenceGenome | None = None) -> Iterator[VariantAllele]:
+    """Every ALT allele of every record of a VCF, in file order (multi-allelic records are split).
+
+    With ``genome``, alleles written with ``-`` are left-anchored against it (:func:`left_anchor`).
+    """
     with open_vcf(path) as vcf:
-        for record_index, record in enumerate(_records(vcf, path)):
+        for record_index, record in enumerate(read_records(vcf, path)):
             ref = record.ref.upper()
-            for alt in record.alts or (None,):
-                alt_text = alt.upper() if alt else alt
-                yield VariantAllele(
+            alts = [alt.upper() if alt else alt for alt in record.alts or (None,)]
+            for alt_text in alts:
+                allele = VariantAllele(
                     record=record_index,
                     chrom=record.chrom,
                     pos=record.pos,
@@ -136,21 +169,51 @@ def read_variant_alleles(path: str | Path) -> Iterator[VariantAllele]:
                     alt=alt_text or ".",
                     skip_reason=skip_reason_of(ref, alt_text),
                 )
+                anchored = left_anchor(allele, genome) if genome is not None else allele
+                if anchored is not allele and anchored.alt in alts:  # (record, ALT) must name one allele
+                    anchored = replace(
+                        allele,
+                        skip_reason=f"left-anchored ALT {anchored.alt!r} is also another ALT of the record",
+                    )
+                yield anchored
 
 
-def _records(vcf: pysam.VariantFile, path: str | Path) -> Iterator[pysam.VariantRecord]:
-    """The records of an open VCF; a record htslib cannot parse raises a ValueError saying where."""
-    last = "the header"
-    records = iter(vcf)
-    while True:
-        try:
-            record = next(records)
-        except StopIteration:
-            return
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path}: cannot read the record after {last} ({error})") from error
-        last = f"record {record.chrom}:{record.pos}"
-        yield record
+def left_anchor(allele: VariantAllele, genome: ReferenceGenome) -> VariantAllele:
+    """The VCF form of an allele whose REF or ALT is ``-`` (empty); other alleles are returned unchanged.
+
+    The reference base before POS is prepended to REF and ALT and POS moves back by one: ``20:101 A/-``
+    (a deletion of the A at 101) becomes ``20:100 GA/G`` and ``20:101 -/T`` (T inserted before 101) becomes
+    ``20:100 G/GT``, G being the base at 100. At POS 1 the base after the allele is appended instead
+    (``1 A/-`` -> ``1 AC/C``). The input form is kept in ``anchored_from``. An allele that cannot be anchored
+    (contig not in the FASTA, POS outside the contig, both alleles empty, other letters) is returned
+    unchanged and keeps its skip reason.
+    """
+    if EMPTY_ALLELE not in (allele.ref, allele.alt) or allele.ref == allele.alt:
+        return allele
+    ref, alt = allele.ref.replace(EMPTY_ALLELE, ""), allele.alt.replace(EMPTY_ALLELE, "")
+    contig = genome.contig_for(allele.chrom)
+    if not ALLELE_PATTERN.fullmatch(ref + alt) or contig is None:
+        return allele
+    length = genome.lengths[contig]
+    if allele.pos > 1:
+        if allele.pos - 1 > length:
+            return allele
+        base = genome.fetch(contig, allele.pos - 2, allele.pos - 1)
+        pos, ref, alt = allele.pos - 1, base + ref, base + alt
+    else:
+        after = allele.pos - 1 + len(ref)  # 0-based index of the base after the REF allele
+        if after >= length:
+            return allele
+        base = genome.fetch(contig, after, after + 1)
+        pos, ref, alt = allele.pos, ref + base, alt + base
+    return replace(
+        allele,
+        pos=pos,
+        ref=ref,
+        alt=alt,
+        skip_reason=skip_reason_of(ref, alt),
+        anchored_from=f"{allele.pos} {allele.ref}/{allele.alt}",
+    )
 
 
 class ReferenceGenome:
@@ -162,15 +225,7 @@ class ReferenceGenome:
 
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"FASTA file not found: {path}")
-        try:
-            self.fasta = pysam.FastaFile(str(path))
-        except (OSError, ValueError) as error:
-            raise ValueError(
-                f"{path}: cannot open as an indexed FASTA ({error}); if it is gzipped, it must be BGZF "
-                "(bgzip) to be indexed, e.g. `zcat ref.fa.gz | bgzip > ref.fa.bgz && samtools faidx ref.fa.bgz`"
-            ) from error
+        self.fasta = open_fasta(path)
         self.path = path
         self.lengths = dict(zip(self.fasta.references, self.fasta.lengths, strict=True))
         self._contig_cache: dict[str, str | None] = {}
@@ -181,9 +236,7 @@ class ReferenceGenome:
     def contig_for(self, chrom: str) -> str | None:
         """The FASTA contig name of a VCF contig name, or None when it is not in the FASTA."""
         if chrom not in self._contig_cache:
-            bare = chrom.removeprefix("chr")
-            candidates = [chrom, bare, f"chr{bare}", _CONTIG_ALIASES.get(chrom), _CONTIG_ALIASES.get(bare)]
-            self._contig_cache[chrom] = next((c for c in candidates if c in self.lengths), None)
+            self._contig_cache[chrom] = match_contig(chrom, self.lengths)
         return self._contig_cache[chrom]
 
     def fetch(self, contig: str, start: int, end: int) -> str:
@@ -191,10 +244,17 @@ class ReferenceGenome:
         return self.fasta.fetch(contig, start, end).upper()
 
     def check_ref(self, allele: VariantAllele) -> RefMismatch | None:
-        """A :class:`RefMismatch` when the allele's REF differs from the FASTA (its contig must exist)."""
+        """A :class:`RefMismatch` when the allele's REF differs from the FASTA or runs past the contig end
+        (its contig must exist)."""
         contig = self.contig_for(allele.chrom)
-        found = self.fetch(contig, allele.pos - 1, allele.pos - 1 + len(allele.ref))
-        return None if found == allele.ref else RefMismatch(allele.chrom, allele.pos, allele.ref, found)
+        length = self.lengths[contig]
+        end = allele.pos - 1 + len(allele.ref)
+        found = self.fetch(contig, min(allele.pos - 1, length), min(end, length))
+        if end > length:
+            return RefMismatch(allele.chrom, allele.pos, allele.ref, found, contig_length=length)
+        if found == allele.ref:
+            return None
+        return RefMismatch(allele.chrom, allele.pos, allele.ref, found, anchored_from=allele.anchored_from)
 
 
 def build_window(

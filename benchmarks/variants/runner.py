@@ -1,19 +1,21 @@
 """Score every allele of a VCF into a resumable TSV (one row per allele), and optionally a scored VCF.
 
 The TSV is appended chunk by chunk and flushed: after a crash, the same command skips the rows already
-written (matched on the record index and ALT) and never rewrites them. The run's settings are kept beside it
-in ``OUT.settings.json``; a restart with other settings is refused instead of mixing scores.
+written (matched on the record index and ALT) and never rewrites them. The run's fingerprint (model, input
+files, value-changing settings: :func:`scoring_run_fingerprint`) is kept beside it in ``OUT.fingerprint.json``;
+a restart that differs in any of them is refused, naming the difference, instead of mixing scores.
 
 Alleles that cannot be scored are written too, with ``status=skipped`` and the reason in ``note``: symbolic
 or structural ALTs, contigs absent from the FASTA, and (with ``on_ref_mismatch="skip"``) REF alleles that do
-not match the FASTA. With the default ``on_ref_mismatch="error"`` any mismatch stops the run before scoring,
-listing chrom, pos, expected and found.
+not match the FASTA or run past the contig end. With the default ``on_ref_mismatch="error"`` any mismatch
+stops the run before scoring, listing chrom, pos, expected and found. A chunk whose alleles are all skipped
+is written like any other. Alleles written with ``-`` are scored in their left-anchored VCF form
+(:func:`~benchmarks.variants.alleles.left_anchor`): the row holds that form and says so in ``note``.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -23,12 +25,17 @@ from typing import Any
 
 import pysam
 
+from benchmarks.progress import progress as progress_of
+from modeling_nt.fingerprint import RunFingerprint, check_fingerprint, fingerprint_run, record_fingerprint
+
 from .alleles import (
+    ALLELE_PATTERN,
     ReferenceGenome,
     RefMismatch,
     VariantAllele,
     VariantWindow,
     build_window,
+    left_anchor,
     open_vcf,
     read_variant_alleles,
 )
@@ -39,6 +46,8 @@ BASE_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "record", "status", "note", 
 #: by token count within a chunk, and a crash loses at most one chunk.
 CHUNK_ALLELES = 64
 _SHOWN_MISMATCHES = 5
+#: The shortest window scored: one 6-mer token (shorter ones would hold single-base tokens only).
+MIN_WINDOW_BP = 6
 
 
 @dataclass
@@ -51,9 +60,20 @@ class RunSummary:
     mismatches: list[RefMismatch] = field(default_factory=list)
 
 
-def default_window_bp(max_tokens: int) -> int:
-    """The model's full context in bases: full 6-mers after ``<cls>`` (12,282 bp v2; 5,994 bp v1)."""
-    return (max_tokens - 1) * 6
+def default_window_bp(tokens: int) -> int:
+    """Bases of a window of ``tokens`` tokens (``<cls>`` included) of full 6-mers: ``(tokens - 1) * 6``
+    (12,282 bp for v2's 2048 tokens, 5,994 bp for v1's 1000, 1,194 bp for a model trained at 200 tokens).
+    :func:`score_vcf` defaults to the window of the model's trained context,
+    :attr:`~benchmarks.variants.scoring.VariantScorer.default_window_tokens`."""
+    return (tokens - 1) * 6
+
+
+def window_token_budget(scorer: VariantScorer, window_bp: int) -> int:
+    """Most tokens (``<cls>`` included) a window of ``window_bp`` bases may take before it is shrunk (``N``
+    runs cost one token per base): the model's trained context, or more where ``--window`` asks for longer
+    windows than that, never more than the model takes."""
+    tokens_of_acgt = window_bp // 6 + window_bp % 6 + 1
+    return min(scorer.max_tokens, max(scorer.default_window_tokens, tokens_of_acgt))
 
 
 def score_vcf(
@@ -66,51 +86,49 @@ def score_vcf(
     on_ref_mismatch: str = "error",
     settings: dict[str, Any] | None = None,
     progress: bool | None = None,
+    model: Any = None,
 ) -> RunSummary:
     """Score all alleles of ``vcf`` against ``fasta`` into the TSV ``out`` (resuming it if present).
 
     Args:
         scorer: the model and scoring options.
-        window_bp: window length in bases (default: the model's full context).
+        window_bp: window length in bases (default: the context the model was trained at,
+            ``default_window_bp(scorer.default_window_tokens)``; at most the model's full context).
         on_ref_mismatch: ``"error"`` (stop before scoring, listing the mismatches) or ``"skip"`` (write them
             as skipped rows).
-        settings: extra run settings (e.g. the model name) recorded with the output and checked on resume.
-        progress: show a tqdm bar (None: only on a terminal).
+        settings: extra ``{flag: value}`` recorded in the run fingerprint (:func:`scoring_run_fingerprint`).
+        model: the checkpoint folder / preset / Hub id the scorer's model came from, for the run fingerprint
+            (default: the loaded model's weights).
+        progress: report progress (:func:`benchmarks.progress.progress`: a bar on a terminal, timestamped
+            lines on a redirected stderr); None or True: report, False: silent.
     """
-    from tqdm import tqdm
-
     if on_ref_mismatch not in ("error", "skip"):
         raise ValueError(f"on_ref_mismatch must be 'error' or 'skip', got {on_ref_mismatch!r}")
-    window_bp = window_bp or default_window_bp(scorer.max_tokens)
-    if window_bp < 1:
-        raise ValueError(f"window must be at least 1 bp, got {window_bp}")
+    longest = default_window_bp(scorer.max_tokens)
+    window_bp = default_window_bp(scorer.default_window_tokens) if window_bp is None else window_bp
+    if not MIN_WINDOW_BP <= window_bp <= longest:
+        raise ValueError(
+            f"--window {window_bp}: the model takes windows of {MIN_WINDOW_BP} bp (one 6-mer token) to "
+            f"{longest} bp ({scorer.max_tokens} tokens)"
+        )
     out = Path(out)
     genome = ReferenceGenome(fasta)
     try:
-        alleles = list(read_variant_alleles(vcf))
+        alleles = list(read_variant_alleles(vcf, genome))  # '-' alleles left-anchored against the FASTA
+        if not alleles:
+            raise ValueError(f"{vcf}: no variant records (only a header): nothing to score")
         reasons, mismatches = _screen(genome, alleles, vcf)
         if mismatches and on_ref_mismatch == "error":
             raise ValueError(_mismatch_message(vcf, fasta, mismatches))
         columns = BASE_COLUMNS + scorer.columns
-        run_settings = {
-            **(settings or {}),
-            "fasta": str(Path(fasta).resolve()),
-            "vcf": str(Path(vcf).resolve()),
-            "window_bp": window_bp,
-            "columns": columns,
-            "flank_tokens": scorer.options.flank_tokens,
-            "reverse_complement": scorer.options.reverse_complement,
-        }
-        done = _prepare_output(out, columns, run_settings)
+        fingerprint = scoring_run_fingerprint(scorer, fasta, vcf, window_bp, model, settings)
+        done = _prepare_output(out, columns, fingerprint)
         summary = RunSummary(mismatches=mismatches, already_done=sum(a.key in done for a in alleles))
         todo = [allele for allele in alleles if allele.key not in done]
         with (
             out.open("a", newline="") as handle,
-            tqdm(
-                total=len(todo),
-                desc="scoring variants",
-                unit="allele",
-                disable=None if progress is None else not progress,
+            progress_of(
+                total=len(todo), desc="score-variants", unit="alleles", enabled=progress is not False
             ) as bar,
         ):
             writer = csv.DictWriter(handle, fieldnames=columns, delimiter="\t", lineterminator="\n")
@@ -139,11 +157,13 @@ def _screen(
         if genome.contig_for(allele.chrom) is None:
             reasons[allele.key] = f"contig {allele.chrom!r} not in the FASTA"
             continue
-        if allele.record not in checked:
-            checked[allele.record] = genome.check_ref(allele)
+        if allele.record not in checked:  # a REF such as '-' (not anchored) is no sequence to check
+            checked[allele.record] = (
+                genome.check_ref(allele) if ALLELE_PATTERN.fullmatch(allele.ref) else None
+            )
         mismatch = checked[allele.record]
         if mismatch:
-            reasons[allele.key] = f"REF mismatch: expected {mismatch.expected}, found {mismatch.found}"
+            reasons[allele.key] = mismatch.reason
         elif allele.skip_reason:
             reasons[allele.key] = allele.skip_reason
     if alleles and all(genome.contig_for(allele.chrom) is None for allele in alleles):
@@ -164,25 +184,45 @@ def _mismatch_message(vcf: str | Path, fasta: str | Path, mismatches: Sequence[R
     )
 
 
-def _prepare_output(out: Path, columns: list[str], settings: dict[str, Any]) -> set[tuple[int, str]]:
-    """Create the TSV (header) and its settings file, or check them and return the keys already written."""
-    settings_path = settings_path_of(out)
+def scoring_run_fingerprint(
+    scorer: VariantScorer,
+    fasta: str | Path,
+    vcf: str | Path,
+    window_bp: int,
+    model: Any = None,
+    settings: dict[str, Any] | None = None,
+) -> RunFingerprint:
+    """What determines the rows of a scoring run: the model, ``--fasta`` and ``--vcf`` (size and sha256),
+    ``--window`` (resolved, bp), ``--scores``, ``--layers``, ``--flank-tokens``, ``--reverse-complement`` and
+    ``settings``. Not recorded: ``--batch-size`` and ``--device`` (padding is masked: same values up to float
+    rounding), ``--ref-mismatch`` (it decides whether a run starts, not the values of its rows)."""
+    options = scorer.options
+    values = {
+        "--window": window_bp,
+        "--scores": list(options.scores),
+        "--layers": options.layers,
+        "--flank-tokens": options.flank_tokens,
+        "--reverse-complement": options.reverse_complement,
+        **(settings or {}),
+    }
+    return fingerprint_run(
+        model=scorer.model if model is None else model,
+        inputs={"--fasta": fasta, "--vcf": vcf},
+        settings=values,
+    )
+
+
+def _prepare_output(out: Path, columns: list[str], fingerprint: RunFingerprint) -> set[tuple[int, str]]:
+    """Create the TSV (header) and record its run fingerprint, or check them and return the keys already
+    written."""
+    record = fingerprint_path_of(out)
     if not out.exists() or out.stat().st_size == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
-        settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+        record_fingerprint(record, fingerprint)
         with out.open("w", newline="") as handle:
             handle.write("\t".join(columns) + "\n")
         return set()
-    if settings_path.exists():
-        previous = json.loads(settings_path.read_text())
-        if previous != settings:
-            changed = sorted(
-                key for key in previous.keys() | settings.keys() if previous.get(key) != settings.get(key)
-            )
-            raise ValueError(
-                f"{out} exists and was written with other settings ({', '.join(changed)}); "
-                "choose another --out, or delete it to start again"
-            )
+    check_fingerprint(record, fingerprint, partial=out, started=True)
     _drop_partial_line(out)
     with out.open(newline="") as handle:
         reader = csv.DictReader(handle, delimiter="\t")
@@ -193,10 +233,10 @@ def _prepare_output(out: Path, columns: list[str], settings: dict[str, Any]) -> 
         return {(int(row["record"]), row["alt"]) for row in reader}
 
 
-def settings_path_of(out: str | Path) -> Path:
-    """Where the settings of the TSV ``out`` are kept."""
+def fingerprint_path_of(out: str | Path) -> Path:
+    """Where the run fingerprint of the TSV ``out`` is kept (``OUT.fingerprint.json``)."""
     out = Path(out)
-    return out.with_name(out.name + ".settings.json")
+    return out.with_name(out.name + ".fingerprint.json")
 
 
 def _drop_partial_line(path: Path) -> None:
@@ -220,7 +260,8 @@ def _score_chunk(
         reason = reasons.get(allele.key)
         if reason is None:
             try:
-                windows.append((allele, build_window(genome, allele, window_bp, scorer.max_tokens)))
+                budget = window_token_budget(scorer, window_bp)
+                windows.append((allele, build_window(genome, allele, window_bp, budget)))
                 continue
             except ValueError as error:
                 reason = str(error)
@@ -251,6 +292,8 @@ def _row(
     window: VariantWindow | None = None,
     scores: dict[str, float] | None = None,
 ) -> dict[str, Any]:
+    if allele.anchored_from:
+        note = "; ".join(filter(None, [f"left-anchored from {allele.chrom}:{allele.anchored_from}", note]))
     row = {
         "chrom": allele.chrom,
         "pos": allele.pos,
@@ -275,11 +318,15 @@ def info_id(column: str) -> str:
     return f"NT_{column.upper()}"
 
 
-def write_scored_vcf(vcf: str | Path, scores_tsv: str | Path, out: str | Path) -> Path:
+def write_scored_vcf(
+    vcf: str | Path, scores_tsv: str | Path, out: str | Path, fasta: str | Path | None = None
+) -> Path:
     """Copy ``vcf`` to ``out`` with one ``Number=A`` Float INFO field per score column of ``scores_tsv``.
 
     Alleles without a score (skipped) get ``.``. ``out`` is written to a temporary name and renamed when
     complete; an existing ``out`` is never overwritten. A ``.gz`` name gives a BGZF-compressed VCF.
+    ``fasta`` (the reference of the scores) finds the rows of alleles written with ``-``, which were scored
+    left-anchored; without it they get ``.``.
     """
     out = Path(out)
     if out.exists():
@@ -289,6 +336,7 @@ def write_scored_vcf(vcf: str | Path, scores_tsv: str | Path, out: str | Path) -
         columns = [column for column in reader.fieldnames or [] if column not in BASE_COLUMNS]
         rows = {(int(row["record"]), row["alt"]): row for row in reader if row["status"] == "scored"}
     partial = out.with_name(out.name + ".partial")
+    genome = ReferenceGenome(fasta) if fasta is not None else None
     with open_vcf(vcf) as source:
         header = source.header.copy()
         for column in columns:
@@ -306,13 +354,28 @@ def write_scored_vcf(vcf: str | Path, scores_tsv: str | Path, out: str | Path) -
             for record_index, record in enumerate(source):
                 record.translate(header)
                 alleles = [(alt or ".").upper() for alt in record.alts or (None,)]
+                if genome is not None:
+                    alleles = [_anchored_alt(genome, record, alt, alleles) for alt in alleles]
                 for column in columns:
                     values = [_parse(rows.get((record_index, alt), {}).get(column)) for alt in alleles]
                     if any(value is not None for value in values):
                         record.info[info_id(column)] = tuple(values)
                 sink.write(record)
+    if genome is not None:
+        genome.close()
     partial.rename(out)
     return out
+
+
+def _anchored_alt(genome: ReferenceGenome, record: pysam.VariantRecord, alt: str, alts: list[str]) -> str:
+    """The ALT of the TSV row of one VCF allele: itself, or its left-anchored form when written with '-'
+    (unless that form is another of the record's ``alts``: such an allele was skipped, see
+    :func:`~benchmarks.variants.alleles.read_variant_alleles`)."""
+    allele = VariantAllele(
+        record=0, chrom=record.chrom, pos=record.pos, id=".", ref=record.ref.upper(), alt=alt
+    )
+    anchored = left_anchor(allele, genome).alt
+    return alt if anchored != alt and anchored in alts else anchored
 
 
 def _parse(text: str | None) -> float | None:

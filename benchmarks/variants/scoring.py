@@ -22,7 +22,6 @@ With ``reverse_complement=True`` every score is the mean of the forward and the 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,16 @@ class ScoringOptions:
     flank_tokens: int = 2
     reverse_complement: bool = False
     batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        """``scores`` as a tuple of known names (a bare ``str`` is one score, not its letters)."""
+        from tokenization import as_sequence_list
+
+        scores = tuple(as_sequence_list(self.scores, "scores"))
+        unknown = [score for score in scores if score not in SCORE_NAMES]
+        if unknown or not scores:
+            raise ValueError(f"unknown score(s) {unknown or scores!r}: choose from {','.join(SCORE_NAMES)}")
+        object.__setattr__(self, "scores", scores)
 
 
 def parse_scores(text: str) -> tuple[str, ...]:
@@ -97,19 +106,13 @@ def score_columns(scores: Sequence[str], layers: Sequence[int]) -> list[str]:
 
 
 def load_scoring_model(spec: str | Path) -> tuple[Any, Any]:
-    """(model in eval mode, tokenizer) from a checkpoint directory or a preset name (random weights)."""
-    from modeling_nt import NTConfig, NTForMaskedLM, tokenizer_for
+    """(masked LM in eval mode, tokenizer) from a checkpoint folder (its LM head included; official ESM / v2
+    Hub folders are converted on load) or a preset name (random weights from the caller's torch RNG state,
+    announced on stderr). Errors as :func:`modeling_nt.loading.load_model`."""
+    from modeling_nt import NTForMaskedLM, tokenizer_for
+    from modeling_nt.loading import load_model
 
-    if Path(spec).is_dir():
-        model = NTForMaskedLM.from_pretrained(str(spec))
-    else:
-        config = NTConfig.from_preset(str(spec))
-        warnings.warn(
-            f"--model {spec!r} is a preset: the weights are random, so the scores are meaningless "
-            "(use it for tests and demos; pass a checkpoint directory for real scores)",
-            stacklevel=2,
-        )
-        model = NTForMaskedLM(config)
+    model = load_model(spec, NTForMaskedLM, seed=None)
     return model.eval(), tokenizer_for(model.config)
 
 
@@ -133,8 +136,10 @@ class VariantScorer:
     ) -> None:
         import torch
 
+        from benchmarks.inference import model_for_inference
+
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        self.model = model_for_inference(model, self.device)  # the caller's model is never changed
         self.tokenizer = tokenizer
         num_layers = model.config.num_hidden_layers
         self.options = options
@@ -147,8 +152,17 @@ class VariantScorer:
         """The longest input the model takes, ``<cls>`` included."""
         return int(self.tokenizer.model_max_length)
 
+    @property
+    def default_window_tokens(self) -> int:
+        """Tokens per window by default, ``<cls>`` included: the context the model was trained at
+        (:attr:`modeling_nt.NTConfig.default_window_tokens`; :attr:`max_tokens` for a config without it), at
+        most :attr:`max_tokens`."""
+        return min(self.max_tokens, int(getattr(self.model.config, "default_window_tokens", self.max_tokens)))
+
     def score(self, windows: Sequence[VariantWindow]) -> list[tuple[dict[str, float], str]]:
-        """(column -> score, note) per window, in input order."""
+        """(column -> score, note) per window, in input order (no windows: an empty list)."""
+        if not windows:  # a chunk whose alleles were all skipped: nothing to tokenize or run
+            return []
         strands = [list(windows)]
         if self.options.reverse_complement:
             strands.append([window.reverse_complement() for window in windows])

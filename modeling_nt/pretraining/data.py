@@ -35,7 +35,9 @@ class GenomeSource:
     """One genome of the training mixture.
 
     ``path`` is a FASTA (plain, gzip or bgzip). With ``vcf`` the records are haplotypes instead: for each
-    sample of ``samples`` (default: all) and each of ``regions`` (required), the two phased haplotypes.
+    sample of ``samples`` (default: all) and each of ``regions`` (required; ``chr20`` or ``20`` naming), the
+    two phased haplotypes (:class:`~modeling_nt.pretraining.haplotypes.HaplotypeReader`: files, samples and
+    regions are checked when the reader is made; a pass that applies no VCF record is an error).
     """
 
     path: str

@@ -15,6 +15,7 @@ record.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -63,6 +64,74 @@ def parse_region(text: str) -> Region:
     if start < 1 or end < start:
         raise ValueError(f"region {text!r}: expected 1-based START-END with 1 <= START <= END")
     return Region(match["contig"], start - 1, end)
+
+
+#: Mitochondrion names tried when a contig is not found under its own name or with/without "chr".
+_CONTIG_ALIASES = {"M": "MT", "chrM": "MT", "MT": "chrM"}
+
+
+def match_contig(name: str, available: Iterable[str]) -> str | None:
+    """The name under which ``available`` holds contig ``name``, or None when it is absent under every name.
+
+    The one contig-name rule of the package (VCF vs FASTA, region vs FASTA): the name itself, then without
+    and with a ``chr`` prefix (``chr20`` finds ``20``, ``20`` finds ``chr20``), then the mitochondrion
+    aliases (``chrM``/``M`` find ``MT``, ``MT`` finds ``chrM``).
+    """
+    names = available if isinstance(available, set | frozenset | dict) else set(available)
+    bare = name.removeprefix("chr")
+    candidates = (name, bare, f"chr{bare}", _CONTIG_ALIASES.get(name), _CONTIG_ALIASES.get(bare))
+    return next((candidate for candidate in candidates if candidate in names), None)
+
+
+def contig_list(names: Iterable[str], limit: int = 10) -> str:
+    """``"20, 21, X"`` for error messages: at most ``limit`` names, then how many there are in all."""
+    names = list(names)
+    shown = ", ".join(names[:limit]) or "none"
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
+
+
+def resolve_region(region: Region, available: Iterable[str], source: str | Path) -> Region:
+    """``region`` renamed to the contig name ``available`` uses (:func:`match_contig`); a ValueError naming
+    the contig, ``source`` and the available contigs when it is absent."""
+    names = list(available)
+    contig = match_contig(region.contig, names)
+    if contig is None:
+        raise ValueError(
+            f"contig {region.contig!r} of region {region} is not in {source} "
+            f"(its contigs: {contig_list(names)})"
+        )
+    return Region(contig, region.start, region.end)
+
+
+@contextlib.contextmanager
+def quiet_htslib() -> Iterator[None]:
+    """htslib's own warnings and errors off while inside (they go to the C-level stderr in several lines);
+    the package's errors name the file and the problem in one line instead."""
+    import pysam
+
+    previous = pysam.set_verbosity(0)
+    try:
+        yield
+    finally:
+        pysam.set_verbosity(previous)
+
+
+def open_fasta(path: str | Path):
+    """``pysam.FastaFile`` on a plain (indexed or indexable) or BGZF FASTA; one-line errors for a missing
+    file or one that cannot be indexed (plain gzip, not a FASTA)."""
+    import pysam
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"FASTA file not found: {path}")
+    try:
+        with quiet_htslib():
+            return pysam.FastaFile(str(path))
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{path}: cannot open as an indexed FASTA ({error}); if it is gzipped, it must be BGZF "
+            "(bgzip) to be indexed, e.g. `zcat ref.fa.gz | bgzip > ref.fa.bgz && samtools faidx ref.fa.bgz`"
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -174,13 +243,16 @@ class _StreamedContig:
         self._buffer = ""
         self._buffer_start = 0
         self.exhausted = False
+        self.bases_read = 0
 
     def _read_line(self) -> bool:
         for line in self._lines:
             if line.startswith(">"):
                 self._on_header(line)
                 break
-            self._buffer += line.strip()
+            bases = line.strip()
+            self.bases_read += len(bases)
+            self._buffer += bases
             return True
         self.exhausted = True
         return False
@@ -243,7 +315,13 @@ class GenomeReader:
     def _indexed_records(self, split: str, offset: int) -> Iterator[GenomeRecord]:
         import pysam
 
+        from tokenization import FastaRecordChecker
+
+        checker = FastaRecordChecker(self.path)
         with pysam.FastaFile(str(self.path)) as fasta:
+            for contig, length in zip(fasta.references, fasta.lengths, strict=True):
+                checker.record(contig, length)
+            checker.finish()
             for contig, length in zip(fasta.references, fasta.lengths, strict=True):
                 if not self.chunking.keeps_contig(contig):
                     continue
@@ -255,6 +333,8 @@ class GenomeReader:
                 yield from chunk_windows(fetch, contig, intervals, self.chunking, offset)
 
     def _streamed_records(self, split: str, offset: int) -> Iterator[GenomeRecord]:
+        from tokenization import FastaRecordChecker
+
         headers: list[str] = []
         with _open_text(self.path) as handle:
             lines = iter(handle)
@@ -264,11 +344,15 @@ class GenomeReader:
                     break
                 if line.strip():
                     raise ValueError(f"{self.path}: not a FASTA file (first line does not start with '>')")
+            checker = FastaRecordChecker(self.path)  # the record rules of every FASTA reader
             while headers:
                 header = headers.pop()
                 contig = header[1:].split(maxsplit=1)[0] if header[1:].strip() else ""
+                checker.start(contig)
                 stream = _StreamedContig(lines, headers.append)
                 if self.chunking.keeps_contig(contig):
                     intervals = split_intervals(contig, None, self.held_out, split)
                     yield from chunk_windows(stream.fetch, contig, intervals, self.chunking, offset)
                 stream.drain()
+                checker.end(stream.bases_read)
+            checker.finish()

@@ -6,6 +6,12 @@ accuracy against the token unigram baseline, and writes into ``output_dir``: Tra
 model (``final/``), ``results.json`` and ``loss_curve.png``. A finished run is never overwritten: calling it
 again returns the stored results. With ``resume`` it continues from the last checkpoint after a crash; the
 data stream and the masks are deterministic, so the resumed run ends in the same state as an uninterrupted one.
+Either is refused when the run recorded in ``output_dir/fingerprint.json`` had another preset, genome file or
+setting (:func:`pretraining_run_fingerprint`).
+
+The configuration is validated completely before the first step (:class:`PretrainingConfig`, a pydantic
+dataclass, then :meth:`PretrainingConfig.check_genomes`): a wrong setting is one ``ValueError`` line naming the
+config file and the field (``held_out[0]``), never a crash after hours of training.
 
 Launch several processes with ``torchrun --nproc_per_node N`` (CPU: gloo; GPU: nccl); ``deepspeed`` names a
 ZeRO config (``zero2``, ``zero3`` or a path) used through Trainer, which also needs ``torchrun``.
@@ -14,23 +20,37 @@ ZeRO config (``zero2``, ``zero3`` or a path) used through Trainer, which also ne
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+import yaml
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from transformers import TrainerCallback
 
+from modeling_nt.fingerprint import (
+    FINGERPRINT_FILE,
+    RunFingerprint,
+    check_fingerprint,
+    fingerprint_run,
+    record_fingerprint,
+)
+
+from ..checkpoint import save_tokenizer
 from .collator import IGNORE_INDEX, NTMaskingCollator
-from .data import GenomeMLMDataset, sources_from_config, token_unigram_baseline
-from .genome import ChunkingConfig, parse_region
+from .data import GenomeMLMDataset, GenomeSource, sources_from_config, token_unigram_baseline
+from .genome import ChunkingConfig, GenomeReader, Region, _is_indexed, _open_text, parse_region
 from .schedule import WarmupSqrtDecay, warmup_sqrt_decay
 
 DEEPSPEED_CONFIGS = {
@@ -41,88 +61,266 @@ RESULTS_FILE = "results.json"
 DEMO_CONFIG = Path(__file__).with_name("configs") / "demo.yaml"
 
 
-@dataclass
+_Strict = Field(strict=True)
+PositiveInt = Annotated[int, _Strict, Field(ge=1)]
+NonNegativeInt = Annotated[int, _Strict, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Share = Annotated[float, Field(ge=0, lt=1)]
+_FORBID_EXTRA = ConfigDict(extra="forbid")
+
+
+def _check_region(text: str) -> str:
+    parse_region(text)
+    return text
+
+
+#: A region or contig (``"20"``, ``"20:1-2000000"``), checked by :func:`parse_region`.
+RegionText = Annotated[str, AfterValidator(_check_region)]
+
+
+@pydantic_dataclass(config=_FORBID_EXTRA)
+class GenomeEntry:
+    """One ``train_genomes`` entry: a FASTA ``path`` (must exist) and its sampling ``weight`` (> 0); with
+    ``vcf`` the haplotypes of ``samples`` (default: all) over ``regions`` (required) instead."""
+
+    path: str
+    weight: PositiveFloat = 1.0
+    vcf: str | None = None
+    samples: list[str] | None = None
+    regions: list[RegionText] | None = None
+
+    @field_validator("path", "vcf")
+    @classmethod
+    def _file_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file {value}")
+        return value
+
+    @field_validator("samples", "regions", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [part for part in value.split(",") if part] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _haplotypes_need_regions(self) -> GenomeEntry:
+        if self.vcf is not None and not self.regions:
+            raise ValueError(
+                f"haplotype source {self.vcf}: list the regions to build (e.g. ['20:1-2000000'])"
+            )
+        return self
+
+
+@pydantic_dataclass(config=_FORBID_EXTRA)
 class PretrainingConfig:
-    """Everything one pretraining run needs; YAML files hold these fields (see ``configs/example.yaml``)."""
+    """Everything one pretraining run needs; YAML files hold these fields (see ``configs/example.yaml``).
+
+    Validated on construction (pydantic): types, ranges, that files exist and names are known, and the
+    settings that must agree with each other; :meth:`check_genomes` then checks the genomes themselves
+    (every held-out region non-empty, training records left). :meth:`from_mapping` / :meth:`from_yaml` turn
+    every problem into one ``ValueError`` line naming the file and the field (``train_genomes[0].weight``).
+    """
 
     # model
     preset: str = "tiny"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     # data
-    train_genomes: list[Any] = field(default_factory=list)
-    held_out: list[str] = field(default_factory=list)
-    chunk_length: int = 6000
-    overlap: int = 100
-    max_offset: int = 200
-    min_length: int = 600
-    max_n_fraction: float | None = None
+    train_genomes: list[GenomeEntry] = field(default_factory=list)
+    held_out: list[RegionText] = field(default_factory=list)
+    chunk_length: PositiveInt = 6000
+    overlap: NonNegativeInt = 100
+    max_offset: NonNegativeInt = 200
+    min_length: PositiveInt = 600
+    max_n_fraction: Probability | None = None
     include_contigs: list[str] | None = None
     exclude_contigs: list[str] = field(default_factory=lambda: ["chrM", "MT", "M"])
-    max_tokens: int | None = None
-    shuffle_buffer: int = 1000
-    max_eval_records: int | None = 512
-    baseline_max_records: int | None = 5000
+    max_tokens: Annotated[int, _Strict, Field(ge=2)] | None = None
+    shuffle_buffer: NonNegativeInt = 1000
+    max_eval_records: PositiveInt | None = 512
+    baseline_max_records: PositiveInt | None = 5000
     # masking
-    mlm_probability: float = 0.15
-    mask_replace_prob: float = 0.8
-    random_replace_prob: float = 0.1
+    mlm_probability: Annotated[float, Field(gt=0, le=1)] = 0.15
+    mask_replace_prob: Probability = 0.8
+    random_replace_prob: Probability = 0.1
     # optimisation
-    init_lr: float = 5e-5
-    peak_lr: float = 1e-4
-    warmup_steps: int = 16_000
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    per_device_batch_size: int = 8
-    tokens_per_update: int | None = 1_000_000
-    gradient_accumulation_steps: int | None = None
-    max_steps: int = 1000
-    max_train_minutes: float | None = None
+    init_lr: NonNegativeFloat = 5e-5
+    peak_lr: PositiveFloat = 1e-4
+    warmup_steps: NonNegativeInt = 16_000
+    adam_beta1: Share = 0.9
+    adam_beta2: Share = 0.999
+    adam_epsilon: PositiveFloat = 1e-8
+    weight_decay: NonNegativeFloat = 0.0
+    max_grad_norm: NonNegativeFloat = 1.0
+    per_device_batch_size: PositiveInt = 8
+    tokens_per_update: PositiveInt | None = 1_000_000
+    gradient_accumulation_steps: PositiveInt | None = None
+    max_steps: PositiveInt = 1000
+    max_train_minutes: PositiveFloat | None = None
     # run
     output_dir: str = "runs/pretrain"
-    seed: int = 0
-    logging_steps: int = 10
-    eval_steps: int | None = None
+    seed: NonNegativeInt = 0
+    logging_steps: PositiveInt = 10
+    eval_steps: PositiveInt | None = None
     eval_on_start: bool = False
-    save_steps: int = 500
-    save_total_limit: int | None = 2
-    eval_batch_size: int | None = None
-    precision: str = "auto"
+    save_steps: PositiveInt = 500
+    save_total_limit: PositiveInt | None = 2
+    eval_batch_size: PositiveInt | None = None
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
     deepspeed: str | None = None
     report_to: str | list[str] = "auto"
-    dataloader_num_workers: int = 0
-    torch_threads: int | None = None
+    dataloader_num_workers: NonNegativeInt = 0
+    torch_threads: PositiveInt | None = None
     resume: bool = False
     plot: bool = True
 
+    @field_validator("train_genomes", mode="before")
+    @classmethod
+    def _paths_as_entries(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [{"path": entry} if isinstance(entry, str | Path) else entry for entry in value]
+        return value
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        from modeling_nt.configuration_nt import PRESETS
+
+        if value not in PRESETS:
+            close = difflib.get_close_matches(value, PRESETS, n=1, cutoff=0.8)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"unknown NT preset {value!r}{hint}; choose one of: {', '.join(PRESETS)}")
+        return value
+
+    @field_validator("deepspeed")
+    @classmethod
+    def _deepspeed_exists(cls, value: str | None) -> str | None:
+        if value is not None and value not in DEEPSPEED_CONFIGS and not Path(value).is_file():
+            raise ValueError(f"DeepSpeed config {value!r} not found (use zero2, zero3 or a JSON path)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PretrainingConfig:
+        if self.mask_replace_prob + self.random_replace_prob > 1:
+            raise ValueError(
+                f"mask_replace_prob + random_replace_prob must be at most 1, got "
+                f"{self.mask_replace_prob} + {self.random_replace_prob}"
+            )
+        if not self.held_out and (self.eval_steps or self.eval_on_start):
+            raise ValueError("eval_steps / eval_on_start need held_out regions to evaluate on; none given")
+        model_config = self.nt_config()
+        if (
+            self.max_tokens is not None
+            and model_config.position_embedding_type == "absolute"
+            and self.max_tokens > model_config.max_tokens
+        ):
+            raise ValueError(
+                f"max_tokens {self.max_tokens} exceeds the {model_config.max_tokens} positions of preset "
+                f"{self.preset!r} (learned position embeddings)"
+            )
+        return self
+
+    def nt_config(self) -> Any:
+        """The ``NTConfig`` of ``preset`` with ``model_overrides`` (a ValueError names an unknown field)."""
+        from modeling_nt import NTConfig
+
+        known = set(NTConfig().to_dict())
+        for key in self.model_overrides:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(f"model_overrides: {key!r} is not an NTConfig field{hint}")
+        return NTConfig.from_preset(self.preset, **self.model_overrides)
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "config") -> PretrainingConfig:
-        """Build from a mapping, naming unknown keys (and the file they came from) in the error."""
-        known = {item.name for item in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown pretraining setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        """Build from a mapping; any problem is one ValueError line naming ``source`` and the field."""
+        known = [item.name for item in dataclasses.fields(cls)]
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+                raise ValueError(f"{source}: {key}: unknown pretraining setting ({hint})")
+        try:
+            config = cls(**values)
+        except ValidationError as error:
+            raise ValueError(f"{source}: {validation_message(error)}") from None
+        config._source = source
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> PretrainingConfig:
         """Load a YAML file of fields; relative genome paths are taken relative to the file's folder."""
-        import yaml
-
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise FileNotFoundError(f"pretraining config {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
+        try:
+            values = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of settings at the top level")
+        if not isinstance(values.get("train_genomes", []), list):
+            raise ValueError(f"{path}: train_genomes: expected a list of FASTA paths or mappings")
         values["train_genomes"] = [
             _absolute_source(entry, path.parent) for entry in values.get("train_genomes", [])
         ]
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls.from_mapping(values, source=str(path))
+
+    def check_genomes(self) -> None:
+        """Check the genomes before any training: every held-out region holds at least one validation record
+        in some training genome, and every genome keeps at least one training record.
+
+        Raises:
+            ValueError: one line naming the config file, the field (``held_out[0]``, ``train_genomes[1]``)
+                and the problem (an unknown contig lists the genome's contigs).
+        """
+        source = getattr(self, "_source", "pretraining config")
+        if not self.train_genomes:
+            raise ValueError(
+                f"{source}: train_genomes: no training genome given; list at least one FASTA file"
+            )
+        chunking = dataclasses.replace(self.chunking(), max_offset=0)
+        regions = [parse_region(text) for text in self.held_out]
+        for index, region in enumerate(regions):
+            if not any(
+                _has_records(GenomeReader(entry.path, chunking, (region,)), "validation")
+                for entry in self.train_genomes
+            ):
+                raise ValueError(f"{source}: held_out[{index}]: {self._empty_region(region, chunking)}")
+        for index, genome in enumerate(self.genome_sources()):
+            if not _has_records(genome.reader(chunking, regions), "train"):
+                raise ValueError(
+                    f"{source}: train_genomes[{index}]: no training record of at least min_length="
+                    f"{self.min_length} bp is left in {genome.path} once held_out regions and the contig "
+                    "filters are applied"
+                )
+
+    def _empty_region(self, region: Region, chunking: ChunkingConfig) -> str:
+        """Why ``region`` holds no validation record in any training genome."""
+        contigs = {entry.path: _contig_names(entry.path) for entry in self.train_genomes}
+        if not any(region.contig in names for names in contigs.values()):
+            listing = "; ".join(
+                f"{path}: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
+                for path, names in contigs.items()
+            )
+            return (
+                f"contig {region.contig!r} of region {region} is in no training genome (contigs: {listing})"
+            )
+        if not chunking.keeps_contig(region.contig):
+            return (
+                f"region {region}: contig {region.contig!r} is removed by include_contigs / exclude_contigs"
+            )
+        return (
+            f"region {region} holds no record of at least min_length={self.min_length} bp "
+            "(empty, past the contig's end, or too many N)"
+        )
+
+    def genome_sources(self) -> list[GenomeSource]:
+        """The ``GenomeSource`` of every ``train_genomes`` entry."""
+        return sources_from_config([dataclasses.asdict(entry) for entry in self.train_genomes])
 
     def chunking(self) -> ChunkingConfig:
         return ChunkingConfig(
@@ -147,6 +345,74 @@ def _absolute_source(entry: Any, base: Path) -> Any:
         if entry.get(key) and not Path(entry[key]).is_absolute():
             entry[key] = str(base / entry[key])
     return entry
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """``line L, column C: problem`` of a YAML error (1-based, as editors count)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "tuple"}
+
+
+def _field_path(location: Sequence[int | str]) -> str:
+    """``("train_genomes", 0, "weight")`` -> ``train_genomes[0].weight`` (pydantic's union/type tags dropped)."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.isidentifier() and part not in _TYPE_TAGS:
+            path += f".{part}" if path else part
+    return path
+
+
+def validation_message(error: ValidationError) -> str:
+    """The first problem of a pydantic ``ValidationError`` on one line: ``field.path: problem, got X``,
+    then ``(and N more)`` when there are others."""
+    first = error.errors(include_url=False)[0]
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "unexpected_keyword_argument":
+        message = "unknown setting"
+    elif first["type"] != "value_error" and isinstance(first.get("input"), str | int | float | bool):
+        message += f", got {first['input']!r}"
+    path = _field_path(first["loc"])
+    more = error.error_count() - 1
+    return f"{path + ': ' if path else ''}{message}" + (f" (and {more} more)" if more else "")
+
+
+def _has_records(reader: Any, split: str) -> bool:
+    """Whether ``reader`` yields at least one record of ``split`` (reads only up to the first one)."""
+    records = reader.records(split, 0)
+    try:
+        return next(records, None) is not None
+    finally:
+        records.close()
+
+
+def _contig_names(path: str) -> list[str]:
+    """The contig names of a FASTA file, in file order (from its ``.fai`` when indexed, else its headers)."""
+    if _is_indexed(Path(path)):
+        return [line.split("\t", 1)[0] for line in Path(f"{path}.fai").read_text().splitlines() if line]
+    with _open_text(Path(path)) as handle:
+        return [line[1:].split(maxsplit=1)[0] for line in handle if line.startswith(">") and line[1:].strip()]
 
 
 def gradient_accumulation_for(
@@ -229,9 +495,12 @@ def build_trainer(config: PretrainingConfig, callbacks: Sequence[Any] = ()) -> A
     model_config = NTConfig.from_preset(config.preset, **config.model_overrides)
     version = model_config.tokenizer_version
     max_tokens = config.max_tokens or model_config.max_tokens
+    # Saved with every checkpoint: the context trained at, and the run's name for results and cards.
+    model_config.trained_max_tokens = max_tokens
+    model_config.model_name = Path(config.output_dir).resolve().name
     model = NTForMaskedLM(model_config)
 
-    sources = sources_from_config(config.train_genomes)
+    sources = config.genome_sources()
     dataset_options = {
         "version": version,
         "max_tokens": max_tokens,
@@ -294,6 +563,7 @@ def build_trainer(config: PretrainingConfig, callbacks: Sequence[Any] = ()) -> A
         dataloader_num_workers=config.dataloader_num_workers,
         remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=not sys.stderr.isatty(),  # in a log: the logged values as lines, not a redrawn bar
         **_precision_flags(config.precision),
     )
     # Held-out evaluation masks every selected token (no random/unchanged share), so that the loss cannot
@@ -365,7 +635,7 @@ def unigram_baseline(config: PretrainingConfig, version: str, max_tokens: int) -
     """Token unigram entropy/accuracy of the training split (offset 0; first ``baseline_max_records`` records)."""
     chunking = dataclasses.replace(config.chunking(), max_offset=0)
     held_out = [parse_region(text) for text in config.held_out]
-    readers = [source.reader(chunking, held_out) for source in sources_from_config(config.train_genomes)]
+    readers = [source.reader(chunking, held_out) for source in config.genome_sources()]
     one_pass = itertools.chain.from_iterable(reader.records("train", 0) for reader in readers)
     return token_unigram_baseline(
         itertools.islice(one_pass, config.baseline_max_records), version, max_tokens
@@ -422,6 +692,42 @@ def _comparable(config: PretrainingConfig) -> dict[str, Any]:
     return json.loads(json.dumps(values, default=str))
 
 
+#: Settings that change where, how often or how fast a run writes, shows or trains, not the weights it
+#: trains: left out of the run fingerprint (a resume may change them).
+NOT_FINGERPRINTED = (
+    "resume",
+    "output_dir",
+    "logging_steps",
+    "save_steps",
+    "save_total_limit",
+    "report_to",
+    "dataloader_num_workers",
+    "torch_threads",
+    "plot",
+    "max_train_minutes",
+    "eval_batch_size",
+)
+
+
+def pretraining_run_fingerprint(config: PretrainingConfig) -> RunFingerprint:
+    """What determines the weights and results of a pretraining run: the ``preset``, every training FASTA and
+    VCF (size and sha256: ``train_genomes[i].path`` / ``.vcf``) and every other setting but
+    :data:`NOT_FINGERPRINTED` (the genome weights, samples and regions included)."""
+    values = _comparable(config)
+    inputs, genomes = {}, []
+    for index, entry in enumerate(values.pop("train_genomes")):
+        for key in ("path", "vcf"):
+            inputs[f"train_genomes[{index}].{key}"] = entry.pop(key, None)
+        genomes.append(entry)
+    settings = {key: value for key, value in values.items() if key not in (*NOT_FINGERPRINTED, "preset")}
+    return fingerprint_run(
+        model=config.preset,
+        model_flag="preset",
+        inputs=inputs,
+        settings={**settings, "train_genomes": genomes},
+    )
+
+
 def run_pretraining(
     config: PretrainingConfig | Mapping[str, Any] | str | Path, callbacks: Sequence[Any] = ()
 ) -> dict[str, Any]:
@@ -430,23 +736,29 @@ def run_pretraining(
     Returns a dict with ``world_size``, ``global_step``, ``train_loss``, the held-out ``masked_loss``,
     ``perplexity`` and ``masked_accuracy``, ``baseline`` (entropy in nats, accuracy), ``beats_baseline``,
     ``loss_curve`` and ``log_history``. A finished run in ``output_dir`` is returned as stored (``reused``).
+
+    Raises:
+        FingerprintMismatch: ``output_dir`` holds a run (finished, or checkpoints to resume) with another
+            preset, genome file or setting (:func:`pretraining_run_fingerprint`, recorded in
+            ``output_dir/fingerprint.json`` when training starts).
     """
     config = _as_config(config)
     output_dir = Path(config.output_dir)
     results_path = output_dir / RESULTS_FILE
+    fingerprint, record = pretraining_run_fingerprint(config), output_dir / FINGERPRINT_FILE
     if results_path.exists():
-        stored = json.loads(results_path.read_text())
-        if stored.get("config") != _comparable(config):
-            raise ValueError(
-                f"{output_dir} holds a finished run with a different configuration; choose another output_dir"
-            )
-        return {**stored, "reused": True}
+        check_fingerprint(record, fingerprint, partial=output_dir, started=True)
+        return {**json.loads(results_path.read_text()), "reused": True}
     checkpoint = _last_checkpoint(config.output_dir) if config.resume else None
     if not config.resume and _last_checkpoint(config.output_dir):
         raise ValueError(
             f"{output_dir} already holds checkpoints: pass resume (--resume) or choose another output_dir"
         )
+    check_fingerprint(record, fingerprint, partial=output_dir, started=checkpoint is not None)
 
+    config.check_genomes()  # before any training: held-out regions non-empty, training records left
+    output_dir.mkdir(parents=True, exist_ok=True)  # an unwritable output_dir fails now, not at a save
+    record_fingerprint(record, fingerprint)  # validated: the work starts here
     trainer = build_trainer(config, callbacks)
     trainer.train(resume_from_checkpoint=checkpoint)
     results: dict[str, Any] = {
@@ -460,6 +772,7 @@ def run_pretraining(
     trainer.save_model(str(output_dir / "final"))  # every process takes part (DeepSpeed ZeRO-3 gathers)
     if not trainer.is_world_process_zero():
         return results
+    save_tokenizer(trainer.model.config, output_dir / "final")  # AutoTokenizer.from_pretrained(final) works
     dataset = trainer.train_dataset
     baseline = unigram_baseline(config, dataset.version, dataset.max_tokens)
     results["baseline"] = baseline
