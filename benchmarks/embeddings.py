@@ -21,6 +21,12 @@ Conventions
   the window where it is farther from an edge). Per-token output concatenates the owned tokens; ``"mean"`` is
   the mean over all owned tokens (every token counted once, whatever the windowing); ``"cls"`` is the mean of
   the windows' ``<cls>`` embeddings.
+- **Batches**: inside a chunk, windows run longest first in forward passes of at most ``max_batch_tokens``
+  token slots (rows x padded width, ``<cls>`` included; :data:`DEFAULT_MAX_BATCH_TOKENS`) and optionally at
+  most ``batch_size`` rows (:func:`plan_batches`). With ``packing`` several short windows share a row
+  (per-window position ids, block-diagonal attention: :meth:`modeling_nt.NTModel.forward`); either way each
+  window gets the values it gets alone (within 1e-5). Only the blocks up to the deepest requested layer run,
+  and only the requested hidden states are kept.
 - **Outputs** (:func:`embed_fasta`): a parquet file with columns ``index`` (0-based input order), ``name``,
   ``length`` (bp), ``n_windows`` and one ``layer_<k>`` column per layer (a fixed-size float32 list, or a list
   of them for ``"none"``); or, with ``fmt="npy"``, a folder ``out`` holding ``layer_<k>.npy`` (``[N, d]``;
@@ -68,6 +74,11 @@ POOLINGS = ("mean", "cls", "none")
 FORMATS = ("parquet", "npy")
 DEFAULT_OVERLAP_TOKENS = 64
 DEFAULT_CHUNK_SIZE = 1024
+#: Default token slots (rows x padded width, ``<cls>`` included) per forward pass (``nt embed
+#: --max-batch-tokens``), by device type. On CPU small passes measured fastest and leanest (one thread, 48 records
+#: of 300-6,000 nt, 4 x 256 v2 model, CPU s: 2.9 at 512 and 1,024 tokens, 3.2 at 2,048, 3.6-3.9 at 4,096, 4.7 at
+#: 8,192; README, "Padding-free embedding batches"); a GPU needs large passes to be busy.
+DEFAULT_MAX_BATCH_TOKENS = {"cpu": 1024, "cuda": 16384}
 
 
 @dataclass
@@ -81,7 +92,7 @@ class Window:
     own_end: int
 
 
-def load_backbone(model: Any, dtype: str = "fp32", device: str | None = None):
+def load_backbone(model: Any, dtype: str = "fp32", device: str | None = None, compile_model: bool = False):
     """The NT encoder (no LM/classification head) to embed with, in eval mode.
 
     A model object given by the caller is never modified: when it is in training mode or not on ``device`` in
@@ -93,6 +104,9 @@ def load_backbone(model: Any, dtype: str = "fp32", device: str | None = None):
             process of a sharded run; announced on stderr). See :func:`modeling_nt.loading.load_model`.
         dtype: ``"fp32"`` or ``"bf16"``.
         device: torch device; default the process's GPU (``LOCAL_RANK``) when there is one, else CPU.
+        compile_model: return it wrapped in ``torch.compile(dynamic=True)`` (the model itself is not changed).
+            On CPU this is slower: 0.94-0.98x per CPU-second embedding 16 records of 300-3,000 nt with a 4 x 256
+            v2 model, after 13 s of compiling (README, Speed); meant for GPUs.
 
     Raises:
         FileNotFoundError, ValueError: a spec that names no folder or preset, or a folder that does not hold
@@ -115,8 +129,10 @@ def load_backbone(model: Any, dtype: str = "fp32", device: str | None = None):
         device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     if not owned:  # never change the caller's model: itself when ready, else a converted copy
-        return model_for_inference(backbone, device, torch_dtype)
-    return backbone.to(device=device, dtype=torch_dtype).eval()
+        backbone = model_for_inference(backbone, device, torch_dtype)
+    else:
+        backbone = backbone.to(device=device, dtype=torch_dtype).eval()
+    return torch.compile(backbone, dynamic=True) if compile_model else backbone
 
 
 def resolve_layers(layers: Sequence[int] | None, num_layers: int) -> list[int]:
@@ -178,27 +194,99 @@ def tokenize_windows(
     return windows
 
 
+def plan_batches(
+    windows: list[Window], max_batch_tokens: int, batch_size: int | None = None, packing: bool = False
+) -> list[list[list[Window]]]:
+    """Group windows (sorted longest first) into forward passes of at most ``max_batch_tokens`` token slots.
+
+    Each pass is a list of rows, each row a list of windows (``1 + len(ids)`` tokens each, ``<cls>``
+    included). Padded batches (default) hold one window per row and are cut so that rows x the longest
+    window <= ``max_batch_tokens`` (and at most ``batch_size`` rows); with ``packing`` the windows are packed
+    first-fit into rows of the longest window's size, and rows x that size <= ``max_batch_tokens``. A pass
+    always holds at least one row.
+    """
+    sizes = [1 + len(window.ids) for window in windows]
+    if packing and windows:
+        width, rows, room = max(sizes), [], []
+        for window, size in zip(windows, sizes, strict=True):
+            slot = next((i for i, free in enumerate(room) if free >= size), None)
+            if slot is None:
+                rows.append([window])
+                room.append(width - size)
+            else:
+                rows[slot].append(window)
+                room[slot] -= size
+        per_pass = max(1, max_batch_tokens // width)
+        if batch_size:
+            per_pass = min(per_pass, batch_size)
+        return [rows[start : start + per_pass] for start in range(0, len(rows), per_pass)]
+    passes: list[list[list[Window]]] = []
+    for window, size in zip(windows, sizes, strict=True):
+        current = passes[-1] if passes else None
+        if current is None or (
+            (len(current) + 1) * max(size, 1 + len(current[0][0].ids)) > max_batch_tokens
+            or (batch_size is not None and len(current) >= batch_size)
+        ):
+            passes.append([[window]])
+        else:
+            current.append([window])
+    return passes
+
+
 def _forward_windows(
-    backbone: Any, windows: list[Window], layers: list[int], pad_id: int, cls_id: int
-) -> dict[int, np.ndarray]:
-    """Hidden states ``[batch, 1 + width, d]`` (float32) of a batch of windows for each layer."""
+    backbone: Any,
+    windows: list[Window],
+    layers: list[int],
+    pad_id: int,
+    cls_id: int,
+    row_sizes: list[int] | None = None,
+) -> list[dict[int, np.ndarray]]:
+    """Hidden states ``[1 + len(ids), d]`` (float32) of each window of one pass, per requested layer, in the
+    given order. ``row_sizes``: windows per row (default one each); rows holding several windows run packed
+    (restarting position ids, no attention between windows: :meth:`modeling_nt.NTModel.forward`). Only blocks
+    up to the deepest requested layer run, and only the requested hidden states are kept."""
     import torch
 
-    width = 1 + max(len(window.ids) for window in windows)
-    input_ids = np.full((len(windows), width), pad_id, dtype=np.int64)
-    input_ids[:, 0] = cls_id
-    attention_mask = np.zeros_like(input_ids)
-    for row, window in enumerate(windows):
-        input_ids[row, 1 : 1 + len(window.ids)] = window.ids
-        attention_mask[row, : 1 + len(window.ids)] = 1
+    sizes = row_sizes or [1] * len(windows)
+    bounds = np.cumsum([0, *sizes])
+    rows = [windows[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+    packed = any(size > 1 for size in sizes)
+    width = max(sum(1 + len(window.ids) for window in row) for row in rows)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    position_ids = np.zeros_like(input_ids)
+    first = 0 if backbone.config.position_embedding_type == "rotary" else pad_id + 1  # ESM rule for v1
+    for number, row in enumerate(rows):
+        start = 0
+        for window in row:
+            size = 1 + len(window.ids)
+            input_ids[number, start] = cls_id
+            input_ids[number, start + 1 : start + size] = window.ids
+            position_ids[number, start : start + size] = np.arange(first, first + size)
+            start += size
+        position_ids[number, start:] = pad_id if first else 0
     device = next(backbone.parameters()).device
+    inputs = {"input_ids": torch.from_numpy(input_ids).to(device)}
+    if packed:
+        inputs["position_ids"] = torch.from_numpy(position_ids).to(device)
+    else:
+        inputs["attention_mask"] = inputs["input_ids"].ne(pad_id).long()
+    deepest = max(layers)
     with torch.inference_mode():
-        outputs = backbone(
-            input_ids=torch.from_numpy(input_ids).to(device),
-            attention_mask=torch.from_numpy(attention_mask).to(device),
-            output_hidden_states=True,
-        )
-    return {layer: outputs.hidden_states[layer].float().cpu().numpy() for layer in layers}
+        outputs = backbone(**inputs, output_hidden_states=layers, last_layer=deepest)
+    states = {
+        layer: (outputs.last_hidden_state if layer == deepest else outputs.hidden_states[layer]).float().cpu()
+        for layer in layers
+    }
+    per_window = []
+    for number, row in enumerate(rows):
+        start = 0
+        for window in row:
+            size = 1 + len(window.ids)
+            per_window.append(
+                {layer: states[layer][number, start : start + size].numpy() for layer in layers}
+            )
+            start += size
+    return per_window
 
 
 class _Accumulator:
@@ -208,11 +296,12 @@ class _Accumulator:
         self.layers, self.pooling = layers, pooling
         self.parts: dict[int, dict[int, list[tuple[int, np.ndarray]]]] = {}
 
-    def add(self, window: Window, states: dict[int, np.ndarray], row: int) -> None:
+    def add(self, window: Window, states: dict[int, np.ndarray]) -> None:
+        """Keep the owned part of one window's states ``{layer: [1 + len(ids), d]}``."""
         lo, hi = 1 + window.own_start - window.start, 1 + window.own_end - window.start
         by_layer = self.parts.setdefault(window.sequence, {layer: [] for layer in self.layers})
         for layer in self.layers:
-            hidden = states[layer][row]
+            hidden = states[layer]
             by_layer[layer].append((window.start, hidden[0] if self.pooling == "cls" else hidden[lo:hi]))
 
     def result(self, sequence: int) -> dict[int, np.ndarray]:
@@ -251,12 +340,19 @@ def resolve_window_tokens(config: Any, window_tokens: int | None = None) -> int:
 
 
 def check_window_options(
-    backbone: Any, *, batch_size: int, chunk_size: int, overlap: int, window_tokens: int | None = None
+    backbone: Any,
+    *,
+    batch_size: int | None,
+    chunk_size: int,
+    overlap: int,
+    window_tokens: int | None = None,
+    max_batch_tokens: int | None = None,
 ) -> int:
     """The window size in tokens (:func:`resolve_window_tokens`), after a ValueError naming the parameter
-    unless ``batch_size, chunk_size >= 1`` and ``0 <= overlap <`` the window minus ``<cls>``. The default
-    overlap is exempt: on windows shorter than 129 tokens it is reduced to half a window (module docstring)."""
-    require_at_least(1, batch_size=batch_size, chunk_size=chunk_size)
+    unless ``batch_size`` (None: no limit), ``chunk_size``, ``max_batch_tokens >= 1`` and ``0 <= overlap <``
+    the window minus ``<cls>``. The default overlap is exempt: on windows shorter than 129 tokens it is
+    reduced to half a window (module docstring)."""
+    require_at_least(1, batch_size=batch_size, chunk_size=chunk_size, max_batch_tokens=max_batch_tokens)
     tokens = resolve_window_tokens(backbone.config, window_tokens)
     window = tokens - 1
     if overlap < 0 or (overlap >= window and overlap != DEFAULT_OVERLAP_TOKENS):
@@ -274,18 +370,21 @@ def iter_embeddings(
     *,
     layers: list[int],
     pooling: str = "mean",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     overlap: int = DEFAULT_OVERLAP_TOKENS,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
     window_tokens: int | None = None,
+    max_batch_tokens: int | None = None,
+    packing: bool = False,
 ) -> Iterator[tuple[list[int], dict[int, list[np.ndarray]], list[int]]]:
     """Embed ``sequences[indices]`` chunk by chunk, in the given order.
 
     Yields ``(chunk indices, {layer: [embedding per sequence]}, windows per sequence)`` once per chunk of
-    ``chunk_size`` sequences. Inside a chunk, windows run in batches of ``batch_size``, longest first.
-    ``window_tokens``: tokens per window, ``<cls>`` included (default: the model's trained context; module
-    docstring).
+    ``chunk_size`` sequences. Inside a chunk, windows run longest first in passes of at most
+    ``max_batch_tokens`` token slots and ``batch_size`` rows (:func:`plan_batches`; ``packing`` packs short
+    windows into shared rows). ``window_tokens``: tokens per window, ``<cls>`` included (default: the model's
+    trained context; module docstring).
     """
     from tokenization import vocabulary
 
@@ -293,8 +392,16 @@ def iter_embeddings(
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     sequences = as_sequence_list(sequences)
     context = check_window_options(
-        backbone, batch_size=batch_size, chunk_size=chunk_size, overlap=overlap, window_tokens=window_tokens
+        backbone,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        overlap=overlap,
+        window_tokens=window_tokens,
+        max_batch_tokens=max_batch_tokens,
     )
+    if max_batch_tokens is None:
+        device = next(backbone.parameters()).device.type
+        max_batch_tokens = DEFAULT_MAX_BATCH_TOKENS.get(device, DEFAULT_MAX_BATCH_TOKENS["cuda"])
     version = backbone.config.tokenizer_version
     vocab = vocabulary(version)
     bar = report_progress(total=len(indices), desc="embed", unit="sequences", enabled=progress)
@@ -303,11 +410,12 @@ def iter_embeddings(
         windows = tokenize_windows(sequences, chunk, version, context, overlap)
         windows.sort(key=lambda window: -len(window.ids))
         accumulator = _Accumulator(layers, pooling)
-        for batch_start in range(0, len(windows), batch_size):
-            batch = windows[batch_start : batch_start + batch_size]
-            states = _forward_windows(backbone, batch, layers, vocab["<pad>"], vocab["<cls>"])
-            for row, window in enumerate(batch):
-                accumulator.add(window, states, row)
+        for rows in plan_batches(windows, max_batch_tokens, batch_size, packing):
+            batch = list(itertools.chain(*rows))
+            row_sizes = [len(row) for row in rows] if packing else None
+            states = _forward_windows(backbone, batch, layers, vocab["<pad>"], vocab["<cls>"], row_sizes)
+            for window, window_states in zip(batch, states, strict=True):
+                accumulator.add(window, window_states)
         windows_per_sequence = collections.Counter(window.sequence for window in windows)
         n_windows = [windows_per_sequence[index] for index in chunk]
         merged = [accumulator.result(index) for index in chunk]
@@ -328,11 +436,13 @@ def embed_sequences(
     *,
     layers: Sequence[int] | None = None,
     pooling: str = "mean",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     dtype: str = "fp32",
     overlap: int = DEFAULT_OVERLAP_TOKENS,
     progress: bool = True,
     window_tokens: int | None = None,
+    max_batch_tokens: int | None = None,
+    packing: bool = False,
 ) -> dict[int, np.ndarray | list[np.ndarray]]:
     """Embed sequences in memory.
 
@@ -341,7 +451,14 @@ def embed_sequences(
         sequences: DNA strings (input policy of the tokenizer).
         layers: hidden-state indices (module docstring); default the last.
         pooling: ``"mean"``, ``"cls"`` or ``"none"``.
-        batch_size: windows per forward pass (sequences are length-sorted first).
+        batch_size: at most this many windows (rows) per forward pass; default None, no limit besides
+            ``max_batch_tokens``.
+        max_batch_tokens: token slots per forward pass, rows x padded width, ``<cls>`` included (windows
+            are length-sorted first; a window longer than the budget runs alone). Default
+            :data:`DEFAULT_MAX_BATCH_TOKENS`: 1024 on CPU, 16384 on a GPU.
+        packing: pack several short windows into one row (block-diagonal attention, per-window positions)
+            instead of padding each to the longest of its pass; same values within float rounding. Off by
+            default: on CPU it measured slower than length-sorted padded passes (README, performance).
         dtype: ``"fp32"`` or ``"bf16"`` (outputs are float32 either way).
         overlap: window overlap in tokens for sequences longer than a window.
         progress: show a progress bar.
@@ -369,6 +486,8 @@ def embed_sequences(
         overlap=overlap,
         progress=progress,
         window_tokens=window_tokens,
+        max_batch_tokens=max_batch_tokens,
+        packing=packing,
     ):
         for layer in layers:
             for index, embedding in zip(chunk, embeddings[layer], strict=True):
@@ -388,38 +507,79 @@ def iter_fasta(path: str | Path, *, full_header: bool = False) -> Iterator[tuple
     """
     import pysam
 
-    from tokenization import FastaRecordChecker
+    from tokenization import FastaRecordChecker, require_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"FASTA file not found: {path}")
+    path = require_file(path, "FASTA")
+    head = _head_bytes(path)
+    if not _is_binary(head):
+        _check_first_line(path, head)
     checker = FastaRecordChecker(path)
     try:
         with pysam.FastxFile(str(path)) as records:
-            for record in records:
+            while (record := _next_record(records, path, checker.count)) is not None:
                 name = f"{record.name} {record.comment}" if full_header and record.comment else record.name
                 sequence = record.sequence or ""
                 checker.record(name, len(sequence))
                 yield name, sequence
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not a readable FASTA file ({error})") from None
-    if not checker.count and _is_binary(path):
+    if not checker.count and _is_binary(head):
         raise ValueError(f"{path}: not a readable FASTA file (binary content, not FASTA text)")
     checker.finish()
 
 
-def _is_binary(path: Path) -> bool:
-    """Whether the first 4 KiB of a (possibly gzip-compressed) file are not UTF-8 text."""
+def _next_record(records: Any, path: Path, done: int) -> Any:
+    """The next record of a ``pysam.FastxFile`` (None at the end), with htslib's own multi-line messages off
+    (as ``modeling_nt.pretraining.genome.quiet_htslib``): a truncated gzip stream is one line naming the file."""
+    import pysam
+
+    previous = pysam.set_verbosity(0)
+    try:
+        return next(records)
+    except StopIteration:
+        return None
+    except ValueError as error:  # htslib: "unknown problem parsing", e.g. a gzip stream cut short
+        raise ValueError(
+            f"{path}: cannot read past record {done} ({error}): a truncated or corrupt file?"
+        ) from None
+    finally:
+        pysam.set_verbosity(previous)
+
+
+def _head_bytes(path: Path, size: int = 4096) -> bytes | None:
+    """The first ``size`` bytes of a file, decompressed when it is gzip (None: a broken gzip stream)."""
     import gzip
 
     with open(path, "rb") as handle:
-        head = handle.read(4096)
+        head = handle.read(size)
     if head[:2] == b"\x1f\x8b":
         try:
             with gzip.open(path, "rb") as handle:
-                head = handle.read(4096)
+                head = handle.read(size)
         except (OSError, EOFError):
-            return True
+            return None
+    return head
+
+
+def _check_first_line(path: Path, head: bytes) -> None:
+    """Refuse a text file whose first non-blank line is not a ``>`` header (or a FASTQ ``@`` record): pysam
+    would skip everything before the first ``>`` without a word (sequence lines above the first header, or a
+    VCF / CSV given as FASTA)."""
+    for number, line in enumerate(head.splitlines(), start=1):
+        text = line.strip()
+        if text[:1] in (b">", b"@"):
+            return
+        if text:
+            shown = text[:30].decode("utf-8", "replace")
+            raise ValueError(
+                f"{path}: not a FASTA file: line {number} ({shown!r}) comes before the first '>' header line"
+            )
+
+
+def _is_binary(head: bytes | None) -> bool:
+    """Whether ``head`` (see :func:`_head_bytes`; None is a broken gzip stream) is not UTF-8 text."""
+    if head is None:
+        return True
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -515,7 +675,7 @@ def embed_records(
     *,
     layers: Sequence[int] | None = None,
     pooling: str = "mean",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     dtype: str = "fp32",
     fmt: str = "parquet",
     overlap: int = DEFAULT_OVERLAP_TOKENS,
@@ -524,6 +684,9 @@ def embed_records(
     merge_timeout_s: float = 3600.0,
     source: str | Path | None = None,
     window_tokens: int | None = None,
+    max_batch_tokens: int | None = None,
+    packing: bool = False,
+    compile_model: bool = False,
 ) -> Path | None:
     """Embed named sequences into ``out`` (formats, resume and data parallelism in the module docstring).
 
@@ -531,8 +694,11 @@ def embed_records(
         model: model, checkpoint folder or preset (see :func:`load_backbone`).
         names, sequences: record names and DNA strings.
         out: output parquet file (``fmt="parquet"``) or folder (``fmt="npy"``); never overwritten.
-        layers, pooling, batch_size, dtype, overlap, window_tokens: as in :func:`embed_sequences`.
+        layers, pooling, batch_size, dtype, overlap, window_tokens, max_batch_tokens, packing: as in
+            :func:`embed_sequences`.
         chunk_size: sequences per resumable part.
+        compile_model: run the model through ``torch.compile`` (see :func:`load_backbone`; not recorded in the
+            resume fingerprint: it changes speed, not values beyond float rounding).
         merge_timeout_s: how long rank 0 waits for the other ranks' parts.
         source: the file the records were read from (recorded for the resume check as ``--fasta``; default:
             the records themselves).
@@ -563,10 +729,12 @@ def embed_records(
     done = _done_indices(folder)
     todo = [index for index in length_sorted(sequences)[rank::world] if index not in done]
     if todo:
-        backbone = load_backbone(model, dtype)
+        backbone = load_backbone(model, dtype, compile_model=compile_model)
         resolved = resolve_layers(layers, backbone.config.num_hidden_layers)
         options = {"batch_size": batch_size, "chunk_size": chunk_size, "overlap": overlap}
-        window_tokens = check_window_options(backbone, **options, window_tokens=window_tokens)
+        window_tokens = check_window_options(
+            backbone, **options, window_tokens=window_tokens, max_batch_tokens=max_batch_tokens
+        )
         record_fingerprint(folder / FINGERPRINT_FILE, fingerprint)  # validated: the work starts here
         for chunk, embeddings, n_windows in iter_embeddings(
             backbone,
@@ -579,6 +747,8 @@ def embed_records(
             chunk_size=chunk_size,
             progress=progress and rank == 0,
             window_tokens=window_tokens,
+            max_batch_tokens=max_batch_tokens,
+            packing=packing,
         ):
             _write_part(folder, rank, chunk, names, sequences, embeddings, n_windows, pooling)
     if rank != 0:
@@ -602,7 +772,9 @@ def embedding_run_fingerprint(
     records themselves, ``--layers`` (as given), ``--pooling``, ``--overlap``, ``--dtype`` and
     ``--window-tokens`` (as given; ``"model default"`` when not given: the model's entry pins the config that
     sets it, :attr:`modeling_nt.NTConfig.default_window_tokens`). Not recorded:
-    ``--batch-size`` (padding is masked: same values up to float rounding), ``--chunk-size`` and the number of
+    ``--batch-size``, ``--max-batch-tokens`` and ``--packing`` (how windows are grouped into forward passes:
+    padding and packed neighbours are masked, so the same values up to float rounding, checked to 1e-5 by
+    ``tests/test_padding_free.py``), ``--chunk-size`` and the number of
     processes (they only cut the work into parts), ``--format`` (applied when the parts are merged)."""
     records = (
         {"--fasta": source} if source is not None else {"sequences": content_fingerprint(names, sequences)}

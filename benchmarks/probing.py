@@ -136,8 +136,16 @@ def suggest_params(trial: Any, probe: str) -> dict[str, Any]:
     }
 
 
-def build_probe(probe: str, params: dict[str, Any], task_type: str, seed: int = 0, mlp_max_iter: int = 200):
-    """An unfitted scikit-learn pipeline: standardisation + the probe with ``params``."""
+def build_probe(
+    probe: str,
+    params: dict[str, Any],
+    task_type: str,
+    seed: int = 0,
+    mlp_max_iter: int = 200,
+    standardise: bool = True,
+):
+    """An unfitted scikit-learn pipeline: standardisation + the probe with ``params`` (the bare probe without
+    ``standardise``, for features standardised already)."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
@@ -151,7 +159,7 @@ def build_probe(probe: str, params: dict[str, Any], task_type: str, seed: int = 
     else:
         mlp = MLPRegressor if regression else MLPClassifier
         estimator = mlp(**params, max_iter=mlp_max_iter, random_state=seed)
-    return make_pipeline(StandardScaler(), estimator)
+    return make_pipeline(StandardScaler(), estimator) if standardise else estimator
 
 
 def _main_score(estimator: Any, features: np.ndarray, labels: np.ndarray, task_type: str) -> float:
@@ -188,11 +196,19 @@ def fit_and_score(
     fit_idx: np.ndarray,
     val_idx: np.ndarray,
     task_type: str,
+    standardised: tuple[np.ndarray, np.ndarray] | None = None,
     **options: Any,
 ) -> float:
-    """Objective of one trial: fit on ``fit_idx`` rows, main metric on ``val_idx`` rows."""
-    estimator = fit_probe(probe, params, features[fit_idx], labels[fit_idx], task_type, **options)
-    return _main_score(estimator, features[val_idx], labels[val_idx], task_type)
+    """Objective of one trial: fit on ``fit_idx`` rows, main metric on ``val_idx`` rows. ``standardised``:
+    those rows already standardised with the ``fit_idx`` statistics (then only the probe itself is fitted)."""
+    if standardised is None:
+        estimator = fit_probe(probe, params, features[fit_idx], labels[fit_idx], task_type, **options)
+        return _main_score(estimator, features[val_idx], labels[val_idx], task_type)
+    fit_features, val_features = standardised
+    estimator = fit_probe(
+        probe, params, fit_features, labels[fit_idx], task_type, standardise=False, **options
+    )
+    return _main_score(estimator, val_features, labels[val_idx], task_type)
 
 
 def search_probe(
@@ -206,19 +222,33 @@ def search_probe(
     seed: int = 0,
     **options: Any,
 ) -> tuple[dict[str, Any], float]:
-    """TPE search of ``probe``'s hyperparameters on one (fit, validation) split; returns (params, score)."""
+    """TPE search of ``probe``'s hyperparameters on one (fit, validation) split; returns (params, score).
+
+    The standardisation is fitted once on the ``fit_idx`` rows and shared by every trial (the same numbers
+    as each trial's own :func:`build_probe` pipeline refitting it: the result is unchanged)."""
     import optuna
+    from sklearn.preprocessing import StandardScaler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     if probe in ("probe", BASELINE):
         study.enqueue_trial({"C": 1.0})
     chosen: dict[int, dict[str, Any]] = {}
+    scaler = StandardScaler().fit(features[fit_idx])
+    fit_features, val_features = scaler.transform(features[fit_idx]), scaler.transform(features[val_idx])
 
     def objective(trial: Any) -> float:
         chosen[trial.number] = suggest_params(trial, probe)
         return fit_and_score(
-            probe, chosen[trial.number], features, labels, fit_idx, val_idx, task_type, **options
+            probe,
+            chosen[trial.number],
+            features,
+            labels,
+            fit_idx,
+            val_idx,
+            task_type,
+            standardised=(fit_features, val_features),
+            **options,
         )
 
     study.optimize(objective, n_trials=max(1, trials))
@@ -237,22 +267,21 @@ def cross_validate_probe(
     trials: int,
     inner_fraction: float = 0.1,
     seed: int = 0,
+    n_jobs: int = 1,
     **options: Any,
 ) -> dict[str, Any]:
-    """Fold scores, the selected configuration and its test score for one probe on one feature matrix."""
-    fold_scores, searches = [], []
-    for train_idx, eval_idx in folds:
-        fit_idx, val_idx = inner_split(train_idx, train_labels, fraction=inner_fraction, seed=seed)
-        params, val_score = search_probe(
-            probe, train_features, train_labels, fit_idx, val_idx, task_type, trials, seed, **options
-        )
-        estimator = fit_probe(
-            probe, params, train_features[train_idx], train_labels[train_idx], task_type, **options
-        )
-        fold_scores.append(
-            _main_score(estimator, train_features[eval_idx], train_labels[eval_idx], task_type)
-        )
-        searches.append((val_score, params))
+    """Fold scores, the selected configuration and its test score for one probe on one feature matrix.
+
+    ``n_jobs``: folds searched at once in separate processes (joblib; ``-1``: one per CPU). Each fold's
+    search is seeded on its own, so the result does not depend on ``n_jobs``."""
+    from joblib import Parallel, delayed
+
+    arguments = (probe, train_features, train_labels, task_type, trials, inner_fraction, seed, options)
+    outcomes = Parallel(n_jobs=n_jobs if len(folds) > 1 else 1)(
+        delayed(_search_fold)(*arguments, train_idx, eval_idx) for train_idx, eval_idx in folds
+    )
+    fold_scores = [score for score, _ in outcomes]
+    searches = [search for _, search in outcomes]
     best_val, best_params = max(searches, key=lambda item: item[0])
     test_score = None
     if test_features is not None and len(test_features):
@@ -266,6 +295,32 @@ def cross_validate_probe(
         },
         "validation_score": best_val,
     }
+
+
+def _search_fold(
+    probe: str,
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    task_type: str,
+    trials: int,
+    inner_fraction: float,
+    seed: int,
+    options: dict[str, Any],
+    train_idx: np.ndarray,
+    eval_idx: np.ndarray,
+) -> tuple[float, tuple[float, dict[str, Any]]]:
+    """One fold: search on its inner split, refit on its training part; ``(eval score, (val score, params))``."""
+    fit_idx, val_idx = inner_split(train_idx, train_labels, fraction=inner_fraction, seed=seed)
+    params, val_score = search_probe(
+        probe, train_features, train_labels, fit_idx, val_idx, task_type, trials, seed, **options
+    )
+    estimator = fit_probe(
+        probe, params, train_features[train_idx], train_labels[train_idx], task_type, **options
+    )
+    return _main_score(estimator, train_features[eval_idx], train_labels[eval_idx], task_type), (
+        val_score,
+        params,
+    )
 
 
 def probing_run_fingerprint(
@@ -283,7 +338,8 @@ def probing_run_fingerprint(
     ``train`` and ``test`` splits), ``--benchmark``, ``--trials``, ``--folds``, ``--seed``, ``--dtype``, the
     inner validation fraction and the MLP iterations. Not recorded: ``--layers``, ``--probes`` and
     ``--no-baseline`` (each result is kept per layer and probe: a wider rerun adds results, a narrower one
-    keeps them) and ``--batch-size`` (padding is masked)."""
+    keeps them), ``--batch-size`` (padding is masked) and ``--n-jobs`` (each fold's search is seeded on its
+    own: the same results in any number of processes)."""
     splits = [dataset_dict[name] for name in ("train", "test") if name in dataset_dict]
     data = content_fingerprint(*(list(split[column]) for split in splits for column in ("sequence", "label")))
     settings = {
@@ -317,6 +373,7 @@ def run_probing(
     raw_token_baseline: bool = True,
     mlp_max_iter: int = 200,
     progress: bool = True,
+    n_jobs: int = 1,
 ) -> list[BenchmarkResult]:
     """Probe a model on one task (protocol in the module docstring).
 
@@ -331,6 +388,8 @@ def run_probing(
         trials: optuna trials per fold (the paper: 100).
         folds: cross-validation folds (the paper: 10).
         raw_token_baseline: also run the logistic regression on raw token ids.
+        n_jobs: folds searched at once in separate processes (``-1``: one per CPU); the results do not
+            depend on it (:func:`cross_validate_probe`).
 
     Returns:
         One result per (layer, probe), plus the baseline, in the leaderboard schema: every result recorded in
@@ -343,6 +402,8 @@ def run_probing(
     from .embeddings import load_backbone
 
     require_at_least(1, trials=trials, batch_size=batch_size, mlp_max_iter=mlp_max_iter)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or not (n_jobs == -1 or n_jobs >= 1):
+        raise ValueError(f"n_jobs (--n-jobs) must be -1 (one process per CPU) or >= 1, got {n_jobs!r}")
     from tokenization import as_sequence_list
 
     probes = as_sequence_list(probes, "probes")  # "probe" is one probe, not five letters
@@ -382,7 +443,13 @@ def run_probing(
         "benchmark": benchmark,
         "metric": MAIN_METRIC[task_type],
     }
-    options = {"trials": trials, "inner_fraction": inner_fraction, "seed": seed, "mlp_max_iter": mlp_max_iter}
+    options = {
+        "trials": trials,
+        "inner_fraction": inner_fraction,
+        "seed": seed,
+        "mlp_max_iter": mlp_max_iter,
+        "n_jobs": n_jobs,
+    }
 
     def run_one(method: str, probe: str, layer: int | None, features: np.ndarray) -> None:
         if (benchmark, task_name, model_name, method, layer) in done:

@@ -108,11 +108,16 @@ class PerTokenBackbone(torch.nn.Module):
         super().__init__()
         generator = torch.Generator().manual_seed(0)
         self.table = torch.nn.Parameter(torch.randn(len(vocabulary(version)), 5, generator=generator))
-        self.config = SimpleNamespace(tokenizer_version=version, max_tokens=context, num_hidden_layers=1)
+        self.config = SimpleNamespace(
+            tokenizer_version=version,
+            max_tokens=context,
+            num_hidden_layers=1,
+            position_embedding_type="rotary",
+        )
 
-    def forward(self, input_ids, attention_mask, output_hidden_states=True):
+    def forward(self, input_ids, attention_mask, output_hidden_states=True, last_layer=1):
         states = self.table[input_ids] * attention_mask[..., None]
-        return SimpleNamespace(hidden_states=(states, 2.0 * states))
+        return SimpleNamespace(hidden_states=(states, 2.0 * states), last_hidden_state=2.0 * states)
 
 
 def _merged(backbone, sequences, pooling, overlap):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 
 from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
@@ -21,9 +22,14 @@ from .vocab import (
     PAD,
     UNK,
     check_version,
+    is_clean_sequence,
     validate_sequence,
     vocabulary,
 )
+
+#: Held while a call runs, so that no thread sees a pipeline whose normaliser is switched off (module-level: a
+#: tokenizer object stays picklable).
+_BACKEND_LOCK = threading.Lock()
 
 #: Greedy left-to-right match: a full 6-mer of A/C/G/T, else a single nucleotide (N always alone).
 KMER_SPLIT_PATTERN = "[ACGT]{6}|[ACGTN]"
@@ -63,6 +69,10 @@ class NTTokenizer(TokenizersBackend):
     through in both modes. Sequences longer than ``model_max_length`` tokens raise a ValueError unless
     ``truncation=True``.
 
+    Speed: a call whose texts are all clean (uppercase A/C/G/T/N and literal special tokens; one regex scan
+    each) skips the Rust normaliser, which would change nothing; other calls run it. Ids and offsets are the
+    same either way. Calls from several threads are serialised by a lock.
+
     Saved files are a plain ``tokenizer.json`` + ``tokenizer_config.json`` that ``AutoTokenizer`` reloads
     without remote code (as a generic fast tokenizer applying the same normalisation; characters outside
     the policy then become ``<unk>`` instead of raising).
@@ -73,11 +83,28 @@ class NTTokenizer(TokenizersBackend):
         self.strict = strict
 
     def _encode_plus(self, text: Any, text_pair: Any = None, **kwargs: Any):
+        clean = not kwargs.get("is_split_into_words", False)
         for texts in (text, text_pair):
             for index, sequence in enumerate([texts] if isinstance(texts, str) else texts or []):
                 if isinstance(sequence, str):
+                    if is_clean_sequence(sequence):
+                        continue
+                    clean = False
                     validate_sequence(sequence, strict=self.strict, index=index)
-        encoded = super()._encode_plus(text, text_pair, **kwargs)
+                else:
+                    clean = False
+        # On clean input (uppercase A/C/G/T/N and literal special tokens) the normaliser's Replace steps change
+        # nothing: the call skips them (same ids and offsets, faster). The lock keeps a concurrent call from
+        # another thread from running while the pipeline is without its normaliser.
+        with _BACKEND_LOCK:
+            normalizer = self._tokenizer.normalizer
+            if clean:
+                self._tokenizer.normalizer = None
+            try:
+                encoded = super()._encode_plus(text, text_pair, **kwargs)
+            finally:
+                if clean:
+                    self._tokenizer.normalizer = normalizer
         if (
             kwargs.get("truncation_strategy", TruncationStrategy.DO_NOT_TRUNCATE)
             == TruncationStrategy.DO_NOT_TRUNCATE
@@ -88,6 +115,8 @@ class NTTokenizer(TokenizersBackend):
     def _check_lengths(self, encoded: Any, max_length: int | None) -> None:
         limit = max_length if max_length is not None else self.model_max_length
         for index, encoding in enumerate(encoded.encodings or []):
+            if len(encoding) <= limit:  # padded length: an upper bound of the real one, O(1)
+                continue
             length = sum(encoding.attention_mask)
             if length > limit:
                 raise ValueError(

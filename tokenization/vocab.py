@@ -104,6 +104,14 @@ def validate_sequence(text: str, *, strict: bool, index: int | None = None) -> N
     )
 
 
+def is_clean_sequence(text: str) -> bool:
+    """True when ``text`` holds only uppercase A/C/G/T/N outside literal special tokens (``<mask>``...).
+
+    Such text is valid under both policies and unchanged by normalisation, so it can skip both.
+    """
+    return _first_invalid(text, _STRICT_INVALID) is None
+
+
 _NORMALIZE_TABLE = str.maketrans(
     {
         **{letter.lower(): letter for letter in "ACGTN"},

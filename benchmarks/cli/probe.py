@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._args import MODEL_HELP, check_writable, fold_count, non_negative_int, positive_int
+from ._args import (
+    MODEL_HELP,
+    check_writable,
+    check_writable_folder,
+    fold_count,
+    int_at_least,
+    non_negative_int,
+    positive_int,
+)
 from ._task_args import add_task_source_arguments, load_task_from_args
 from .embed import parse_layers
 
@@ -29,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size", type=positive_int, default=8, help="sequences per forward pass (default 8)"
     )
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="compute dtype")
+    parser.add_argument(
+        "--n-jobs",
+        type=int_at_least(-1),
+        default=1,
+        help="folds searched at once in separate processes, -1: one per CPU (default 1; same results)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -64,16 +78,19 @@ def prepare(args: argparse.Namespace):
         raise UserError(f"{args.out} exists; choose another --out (finished results are never overwritten)")
     work_dir = args.work_dir or args.out.with_name(f"{args.out.stem}_work")
     check_writable(args.out)
-    check_writable(work_dir, "--work-dir")
+    check_writable_folder(work_dir, "--work-dir")
     check_model(args.model)  # a bad --model is refused before the task is read
     dataset, _ = load_task_from_args(args)
     return dataset, work_dir
 
 
 def run(args: argparse.Namespace) -> int:
+    from benchmarks.cli import UserError
     from benchmarks.probing import run_probing
     from benchmarks.results import save_results
 
+    if args.n_jobs == 0:
+        raise UserError("--n-jobs must be -1 (one process per CPU) or >= 1, got 0")
     dataset, work_dir = prepare(args)
     results = run_probing(
         args.model,
@@ -90,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         dtype=args.dtype,
         raw_token_baseline=not args.no_baseline,
+        n_jobs=args.n_jobs,
     )
     save_results(results, args.out)
     for result in results:
