@@ -40,6 +40,7 @@ from tokenization import as_sequence_list, normalize_sequence, validate_sequence
 
 from .checks import require_at_least, require_positive
 from .folds import check_classes, inner_split, stratified_folds
+from .inference import resolve_device
 from .metrics import MAIN_METRIC, compute_metrics
 from .progress import progress as report_progress
 
@@ -285,19 +286,6 @@ class TrainingHistory:
     best_epoch: int = 0
     best_val_score: float = -math.inf
     seconds: float = 0.0
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; other names as given (checked)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return resolved
 
 
 def _labels_tensor(labels: Sequence | np.ndarray, task_type: str) -> torch.Tensor:

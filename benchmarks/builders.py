@@ -262,6 +262,8 @@ def split_files(
         FileNotFoundError: a split has no file; the message lists the places that were searched.
     """
     data_dir = Path(data_dir)
+    if data_dir.is_file():
+        raise NotADirectoryError(f"data folder {data_dir}: is a file, not a folder")
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_dir}")
     found = {}
@@ -449,6 +451,8 @@ def load_task(
         FileNotFoundError: missing files (the message lists where they were expected).
     """
     splits = tuple(splits) if splits else None
+    if cache_dir is not None and Path(cache_dir).exists() and not Path(cache_dir).is_dir():
+        raise NotADirectoryError(f"cache folder {cache_dir} (--cache-dir): is a file, not a folder")
     spec = resolve_task(benchmark, task, data_dir, splits)
     if data_dir is None:
         data_dir = fetch_task_files(benchmark, spec, cache_dir)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import shutil
 import warnings
@@ -250,7 +251,11 @@ def predict(model: Any, tokenizer: Any, sequences: Sequence[str], batch_size: in
 
 
 def score_logits(logits: np.ndarray, labels: np.ndarray, task_type: str) -> float:
-    """Main metric (MCC, or Pearson for regression) of logits against labels; NaN counts as -1."""
+    """Main metric (MCC, or Pearson for regression) of logits against labels; a NaN score counts as -1.
+
+    Raises:
+        ValueError: some logits are NaN or infinite (the training diverged; see :func:`compute_metrics`).
+    """
     if task_type == "regression":
         score = compute_metrics(labels, logits[:, 0], task_type=task_type)[MAIN_METRIC[task_type]]
     else:
@@ -314,23 +319,36 @@ def train_one(
     )
 
     def trainer_metrics(prediction: Any) -> dict[str, float]:
-        logits = (
+        logits = np.asarray(
             prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         )
-        return {metric: score_logits(np.asarray(logits), np.asarray(prediction.label_ids), task_type)}
+        if not np.isfinite(logits).all():  # a diverged checkpoint is never the best one
+            return {metric: -1.0}
+        return {metric: score_logits(logits, np.asarray(prediction.label_ids), task_type)}
 
     trainer = Trainer(
         model=wrapped,
         args=arguments,
         train_dataset=_tokenized(train_dataset, tokenizer),
         eval_dataset=_tokenized(val_dataset, tokenizer),
-        processing_class=tokenizer,
+        # no processing_class: the collator pads, and the Trainer would otherwise copy the tokenizer's unused
+        # <bos>/<eos> ids into the model's config (with a warning on every fold)
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=trainer_metrics,
         callbacks=lines,
     )
-    trainer.train()
+    checkpoint_log = logging.getLogger("transformers.trainer_utils")
+    checkpoint_log.addFilter(_no_mtime_notice)
+    try:
+        trainer.train()
+    finally:
+        checkpoint_log.removeFilter(_no_mtime_notice)
     return float(trainer.state.best_metric)
+
+
+def _no_mtime_notice(record: logging.LogRecord) -> bool:
+    """Drop the Trainer's notice that checkpoints saved within a second are ordered by step number (noise)."""
+    return "mtime may not be reliable" not in str(record.msg)
 
 
 def run_fold(

@@ -17,6 +17,35 @@ from collections.abc import Iterator
 from typing import Any
 
 
+def resolve_device(device: Any = "auto") -> Any:
+    """The ``torch.device`` a ``--device`` value names: ``"auto"`` (or None) is CUDA when available, else CPU;
+    other names (``cpu``, ``cuda``, ``cuda:1``, ``mps``, a ``torch.device``) are checked to exist here.
+
+    Raises:
+        ValueError: an unknown device name, or one this machine does not have (one line naming it).
+    """
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} requested but MPS (Apple GPU) is not available")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    return resolved
+
+
 def _device(device: Any) -> Any:
     import torch
 

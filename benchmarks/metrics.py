@@ -33,10 +33,15 @@ def compute_metrics(
     Returns:
         ``{"mcc", "f1", "accuracy"[, "auroc"]}`` or ``{"pearson", "spearman", "mse"}``. AUROC is NaN when the
         true labels hold a single class.
+
+    Raises:
+        ValueError: NaN or infinite predictions or scores (a diverged model; never scored as some class).
     """
     if task_type not in MAIN_METRIC:
         raise ValueError(f"task_type must be one of {sorted(MAIN_METRIC)}, got {task_type!r}")
     y_true = np.asarray(y_true)
+    for values in (y_pred, y_score):
+        _require_finite(values)
     if y_pred is None:
         if y_score is None or task_type == "regression":
             raise ValueError("y_pred is required (classification may give y_score instead)")
@@ -52,6 +57,22 @@ def compute_metrics(
     if y_score is not None:
         metrics["auroc"] = _auroc(y_true, np.asarray(y_score, dtype=np.float64))
     return metrics
+
+
+def _require_finite(values: Sequence | np.ndarray | None) -> None:
+    """Refuse NaN / infinite predictions: their arg-max is class 0 and their metrics are meaningless."""
+    if values is None:
+        return
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.number):
+        return
+    rows = values.reshape(len(values), -1) if values.ndim else values.reshape(1, 1)
+    broken = int(np.count_nonzero(~np.isfinite(rows).all(axis=1)))
+    if broken:
+        raise ValueError(
+            f"the model's outputs are NaN or infinite for {broken} of {len(rows)} sequences: the training "
+            "diverged (try a lower learning rate, --lr)"
+        )
 
 
 def _classes_from_scores(y_score: np.ndarray) -> np.ndarray:

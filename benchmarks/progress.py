@@ -194,6 +194,20 @@ def line_buffered_stdout() -> None:
         reconfigure(line_buffering=True)
 
 
+#: Environment switches of the progress bars the Hugging Face libraries draw on their own ("Map", "Generating
+#: train split", "Writing model shards", downloads); read when those libraries are imported.
+LIBRARY_BAR_SWITCHES = ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS")
+
+
+def quiet_library_bars() -> None:
+    """Turn off the Hugging Face libraries' own tqdm bars when stderr is not a terminal: in a log they are
+    carriage-return noise, and they would come before (and around) a one-line error. Call before ``datasets``
+    / ``transformers`` / ``huggingface_hub`` are imported; a switch the user set is left as it is."""
+    if not _is_terminal(sys.stderr):
+        for name in LIBRARY_BAR_SWITCHES:
+            os.environ.setdefault(name, "1")
+
+
 def trainer_progress_callback(
     desc: str = "train", stream: IO[str] | None = None, min_interval: float | None = None
 ) -> Any:

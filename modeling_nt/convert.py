@@ -449,10 +449,18 @@ def convert_checkpoint(
     id (``InstaDeepAI/<repo>``: its config and weight files are fetched through ``huggingface_hub``;
     ``hub_options``: ``revision``, ``cache_dir``, ``local_files_only``, as for ``loading.hub_snapshot``)."""
     out = Path(out)
+    if Path(src).is_dir() and out.resolve() == Path(src).resolve():
+        raise ValueError(f"{out} is the source folder: write the converted checkpoint to a new folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"{out} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
     folder = source_folder(src, **hub_options)
-    model, fields = load_source(source, folder, layer_norm_eps)
+    try:
+        model, fields = load_source(source, folder, layer_norm_eps)
+    except (ValueError, OSError) as error:
+        if str(folder) == str(src):
+            raise
+        kind = ValueError if isinstance(error, ValueError) else OSError
+        raise kind(f"Hub repository {src}: {error}") from None  # the snapshot path alone hides the id
     report = ConversionReport(
         source_path=str(src),
         detected=source == "auto",

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_bad_input
-from test_checkpoint_loading import (  # noqa: F401 - offline_hub is a fixture
+from test_checkpoint_loading import (  # offline_hub: a fixture of conftest
     edit_config,
-    offline_hub,
     save_stock_esm,
     save_tiny,
     truncate_weights,

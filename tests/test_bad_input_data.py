@@ -129,7 +129,7 @@ CASES = [
         "tokenize-sequence-without-header",
         fasta_file("ACGTACGT\nACGT\n"),
         ["tokenize", "{tmp}/in.fa"],
-        ("in.fa", "no FASTA records", "'>'"),
+        ("in.fa", "not a FASTA file", "line 1", "'>'"),
     ),
     Case(
         "tokenize-binary-garbage",

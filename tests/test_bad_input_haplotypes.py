@@ -88,7 +88,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     (
         "missing-fasta",
         lambda t: _replace(_args(t), "--fasta", str(t / "hg19.fa")),
-        ("hg19.fa", "does not exist"),
+        ("hg19.fa", "not found"),
     ),
     (
         "fasta-plain-gzip",

@@ -80,15 +80,13 @@ def killed(tmp_path_factory) -> tuple[dict[str, Killed], dict[str, Path]]:
         base |= {"chunk-size": "4", "batch-size": "4", "no-progress": ""}
         jobs["embed"] = Killed(base, emb.parts_dir(out))
         patch.setattr(emb, "_forward_windows", _Killer(8))
-        with pytest.raises(KeyboardInterrupt):
-            main(jobs["embed"].argv())
+        assert main(jobs["embed"].argv()) == 130  # Ctrl-C: one line, exit status 130
         patch.undo()
         # nt embed, parts of an older version (no record)
         legacy = root / "legacy.parquet"
         jobs["embed-legacy"] = Killed({**base, "out": str(legacy)}, emb.parts_dir(legacy))
         patch.setattr(emb, "_forward_windows", _Killer(8))
-        with pytest.raises(KeyboardInterrupt):
-            main(jobs["embed-legacy"].argv())
+        assert main(jobs["embed-legacy"].argv()) == 130  # Ctrl-C: one line, exit status 130
         patch.undo()
         (emb.parts_dir(legacy) / fp.FINGERPRINT_FILE).unlink()
         # nt score-variants: 4 of 10 rows written
@@ -124,14 +122,12 @@ def killed(tmp_path_factory) -> tuple[dict[str, Killed], dict[str, Path]]:
         patch.setattr(
             probing, "cross_validate_probe", _once_then(KeyboardInterrupt, probing.cross_validate_probe)
         )
-        with pytest.raises(KeyboardInterrupt):
-            main(jobs["probe"].argv())
+        assert main(jobs["probe"].argv()) == 130  # Ctrl-C: one line, exit status 130
         patch.undo()
         base = {"command": "finetune", "model": str(a), **common, "out": str(root / "ft.json"), "steps": "2"}
         jobs["finetune"] = Killed(base, root / "ft_work" / "gc_ia3")
         patch.setattr(finetune, "run_fold", _once_then(KeyboardInterrupt, finetune.run_fold))
-        with pytest.raises(KeyboardInterrupt):
-            main(jobs["finetune"].argv())
+        assert main(jobs["finetune"].argv()) == 130  # Ctrl-C: one line, exit status 130
         patch.undo()
         out = root / "bp.json"
         base = {
@@ -144,8 +140,7 @@ def killed(tmp_path_factory) -> tuple[dict[str, Killed], dict[str, Path]]:
         }
         jobs["bpnet"] = Killed(base | {"quiet": ""}, out.with_name(out.name + ".progress.json"))
         patch.setattr(bpnet, "train_and_score", _once_then(KeyboardInterrupt, bpnet.train_and_score))
-        with pytest.raises(KeyboardInterrupt):
-            main(jobs["bpnet"].argv())
+        assert main(jobs["bpnet"].argv()) == 130  # Ctrl-C: one line, exit status 130
         patch.undo()
     # nt analyze reconstruction: interrupted before its last output
     out = root / "recon"

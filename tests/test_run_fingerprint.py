@@ -189,8 +189,7 @@ def embed_case(tmp_path, checkpoints, monkeypatch, run_nt):
     ]
     killer = _Killer(8)
     monkeypatch.setattr(emb, "_forward_windows", killer)
-    with pytest.raises(KeyboardInterrupt):
-        run_nt(*base, "--model", checkpoints[0], "--no-progress")
+    assert run_nt(*base, "--model", checkpoints[0], "--no-progress").code == 130  # Ctrl-C: exit 130
     monkeypatch.setattr(emb, "_forward_windows", killer.forward)
     assert _part_rows(emb.parts_dir(out)) == sorted(emb.length_sorted(sequences)[:8]) and not out.exists()
     return {"base": base, "fasta": fasta, "out": out, "sequences": sequences, "killer": killer}
@@ -446,8 +445,7 @@ def test_probe_killed_then_rerun_is_refused_or_resumes_to_the_uninterrupted_resu
     out = tmp_path / "probe.json"
     real = probing.cross_validate_probe
     monkeypatch.setattr(probing, "cross_validate_probe", _once_then(KeyboardInterrupt, real))
-    with pytest.raises(KeyboardInterrupt):
-        run_nt(*base, "--data-dir", task, "--model", a, "--out", out)
+    assert run_nt(*base, "--data-dir", task, "--model", a, "--out", out).code == 130  # Ctrl-C: exit 130
     monkeypatch.setattr(probing, "cross_validate_probe", real)
     work = tmp_path / "probe_work"
     assert [r.layer for r in load_results(work / "probing_gc.json")] == [1] and not out.exists()
@@ -489,8 +487,7 @@ def test_finetune_killed_then_rerun_is_refused_or_resumes(tmp_path, checkpoints,
     base += ["--steps", "2", "--data-dir", task, "--out", tmp_path / "ft.json"]
     real = finetune.run_fold
     monkeypatch.setattr(finetune, "run_fold", _once_then(KeyboardInterrupt, real))
-    with pytest.raises(KeyboardInterrupt):
-        run_nt(*base, "--model", a)
+    assert run_nt(*base, "--model", a).code == 130  # Ctrl-C: exit 130
     monkeypatch.setattr(finetune, "run_fold", real)
     fold_0 = tmp_path / "ft_work" / "gc_ia3" / "fold_0" / "score.json"
     kept = fold_0.read_text()
@@ -513,8 +510,7 @@ def test_bpnet_killed_then_rerun_is_refused_or_resumes(tmp_path, run_nt, monkeyp
     base += ["--folds", "2", "--no-test", "--max-epochs", "1", "--threads", "1", "--quiet"]
     real = bpnet.train_and_score
     monkeypatch.setattr(bpnet, "train_and_score", _once_then(KeyboardInterrupt, real))
-    with pytest.raises(KeyboardInterrupt):
-        run_nt(*base, "--data-dir", task)
+    assert run_nt(*base, "--data-dir", task).code == 130  # Ctrl-C: exit 130
     monkeypatch.setattr(bpnet, "train_and_score", real)
     state = out.with_name(out.name + ".progress.json")
     assert set(json.loads(state.read_text())["runs"]) == {"fold 0"}

@@ -184,8 +184,7 @@ def test_resumed_embed_with_another_window_is_refused(checkpoints, long_fasta, r
 
     monkeypatch.setattr(emb, "_forward_windows", killed_after_the_first_record)
     argv = ["embed", "--model", checkpoints["trained"], "--fasta", long_fasta, "--out", out, "--no-progress"]
-    with pytest.raises(KeyboardInterrupt):
-        run_nt(*argv, "--chunk-size", "1")
+    assert run_nt(*argv, "--chunk-size", "1").code == 130  # Ctrl-C: exit 130
     monkeypatch.setattr(emb, "_forward_windows", forward)
     result = run_nt(*argv, "--chunk-size", "1", "--window-tokens", "100")
     assert result.code == 2 and '--window-tokens: was "model default", now 100' in result.err

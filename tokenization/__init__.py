@@ -6,7 +6,7 @@
 """
 
 from .arrays import encode_batch, token_index_of_position, token_starts
-from .inputs import FastaRecordChecker, as_sequence_list
+from .inputs import FastaRecordChecker, as_sequence_list, require_file
 from .tokenizer import NTTokenizer, build_tokenizer
 from .vocab import (
     DEFAULT_MODEL_MAX_LENGTH,
@@ -25,6 +25,7 @@ __all__ = [
     "build_tokenizer",
     "encode_batch",
     "normalize_sequence",
+    "require_file",
     "token_index_of_position",
     "token_starts",
     "validate_sequence",

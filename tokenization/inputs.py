@@ -82,3 +82,18 @@ class FastaRecordChecker:
         if not self.first_seen:
             raise ValueError(f"{self.path}: no FASTA records (an empty file, or no line starting with '>')")
         return self.count
+
+
+def require_file(path: str | Path, what: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path` when it is an existing file; the one check of every file argument.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder ("PATH: is a folder, not a WHAT file").
+        FileNotFoundError: nothing is there ("WHAT file not found: PATH").
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not a {what} file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    return path

@@ -100,9 +100,9 @@ class LabelledWindow:
 
 def open_text(path: str | Path) -> IO[str]:
     """Open a plain or gzip-compressed text file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"file not found: {path}")
+    from tokenization import require_file
+
+    path = require_file(path, "annotation")
     with path.open("rb") as handle:
         compressed = handle.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rt") if compressed else path.open()

@@ -48,11 +48,9 @@ def read_labelled_sequences(
             outside the tokenizer's input policy, a repeated name, fewer than two classes, or a class with a
             single sequence (cross-validation needs two).
     """
-    from tokenization import validate_sequence
+    from tokenization import require_file, validate_sequence
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sequences file not found: {path}")
+    path = require_file(path, "sequences")
     names, sequences, classes = [], [], []
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle, delimiter="\t")

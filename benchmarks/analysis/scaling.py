@@ -38,9 +38,9 @@ PAPER_MODEL_SIZES = {
 
 def read_model_info(path: str | Path) -> dict[str, dict[str, float]]:
     """``{model: {"n_params": ..., "training_tokens": ...}}`` from a JSON file (either key may be absent)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model info file not found: {path}")
+    from tokenization import require_file
+
+    path = require_file(path, "model info")
     try:
         info = json.loads(path.read_text())
     except json.JSONDecodeError as error:

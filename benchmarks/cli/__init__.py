@@ -11,6 +11,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 
@@ -39,15 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nt`` console script."""
-    from benchmarks.progress import line_buffered_stdout
+    from benchmarks.progress import line_buffered_stdout, quiet_library_bars
 
     line_buffered_stdout()  # progress and summary lines reach a log file as they are printed
+    quiet_library_bars()  # no "Map" / "Writing model shards" bars in a log, nor before an error line
     try:
         parser = build_parser()
     except KeyboardInterrupt:  # Ctrl-C while the command modules are imported
         print("nt: interrupted", file=sys.stderr)
         return 130
-    args = parser.parse_args(argv)
+    args = expand_home(parser.parse_args(argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
@@ -59,6 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; resumable jobs continue when rerun
         print(f"nt {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def expand_home(args: argparse.Namespace) -> argparse.Namespace:
+    """Expand a leading ``~`` in every path argument (``Path`` values, or lists of them). The shell leaves
+    ``--out=~/x`` as it is; unexpanded, a folder named ``~`` was made here while pyarrow wrote under $HOME."""
+    for name, value in vars(args).items():
+        if isinstance(value, Path):
+            setattr(args, name, value.expanduser())
+        elif isinstance(value, list) and value and all(isinstance(item, Path) for item in value):
+            setattr(args, name, [item.expanduser() for item in value])
+    return args
 
 
 def one_line(error: BaseException) -> str:

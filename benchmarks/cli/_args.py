@@ -124,6 +124,38 @@ def check_writable(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
+def check_writable_file(path: str | Path, flag: str = "--out") -> Path:
+    """:func:`check_writable` for an output *file*: an existing ``path`` must not be a folder.
+
+    Raises:
+        IsADirectoryError: ``path`` is an existing folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path}: is a folder, not a file (give a file name for the output)")
+    return check_writable(path, flag)
+
+
+def check_not_an_input(out: str | Path, flag: str = "--out", **inputs: str | Path | None) -> None:
+    """Refuse an output path that is one of the command's input files (``inputs``: flag name -> path, with
+    ``_`` for ``-``; None skipped), which would be overwritten or taken for partial results.
+
+    Raises:
+        ValueError: ``out`` is the same file as an input ("--out X is the --vcf input file").
+    """
+    out = Path(out)
+    for name, path in inputs.items():
+        if (
+            path is not None
+            and out.exists()
+            and Path(path).exists()
+            and out.resolve() == Path(path).resolve()
+        ):
+            raise ValueError(
+                f"{flag} {out} is the --{name.replace('_', '-')} input file: choose another {flag}"
+            )
+
+
 def check_writable_folder(path: str | Path, flag: str = "--out") -> Path:
     """:func:`check_writable` for an output *folder*: an existing ``path`` must also be a folder.
 

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from ._args import (
-    check_writable,
+    check_not_an_input,
+    check_writable_file,
     fold_count_or_zero,
     non_negative_float,
     non_negative_int,
@@ -70,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.cli import UserError
     from benchmarks.results import save_results
 
+    check_not_an_input(args.out, train=getattr(args, "train", None), test=getattr(args, "test", None))
     if args.out.exists() and not args.overwrite:
         raise UserError(f"{args.out} exists (a finished run); pass --overwrite to replace it")
-    check_writable(args.out)
+    check_writable_file(args.out)
     if args.no_test and args.folds == 0:
         raise UserError("nothing to do: --folds 0 and --no-test")
     if args.threads < 1:

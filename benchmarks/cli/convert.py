@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ._args import check_writable, positive_float
+from ._args import check_writable_folder, positive_float
 
 #: ``modeling_nt.convert.FROM_CHOICES`` (not imported: building the parser stays torch-free; a test checks both).
 FROM_CHOICES = ("esm", "nt-v2-hub", "jax", "auto")
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from modeling_nt.convert import convert_checkpoint
 
-    check_writable(args.out, "OUT")
+    check_writable_folder(args.out, "OUT")
     # warnings (the joblib pickle notice) are printed as one line each after a conversion that worked; a bad
     # input gets only its error line
     with warnings.catch_warnings(record=True) as caught:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._args import check_writable
+from ._args import check_writable_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,12 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from modeling_nt.pretraining import parse_region, write_haplotypes
     from modeling_nt.pretraining.haplotypes import stats_path
+    from tokenization import require_file
 
-    if not args.fasta.exists():
-        raise FileNotFoundError(f"reference FASTA {args.fasta} does not exist")
+    require_file(args.fasta, "reference FASTA")
     if args.out.exists():
         raise ValueError(f"{args.out} already exists; remove it or choose another --out")
-    check_writable(args.out)
+    check_writable_file(args.out)
     samples = [name for name in args.samples.split(",") if name] if args.samples else None
     regions = [parse_region(text) for text in args.region] if args.region else None
     stats = write_haplotypes(args.fasta, args.vcf, args.out, samples=samples, regions=regions)

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from ._args import MODEL_HELP, check_writable, non_negative_int, positive_int
+from ._args import MODEL_HELP, check_not_an_input, check_writable_file, non_negative_int, positive_int
 from .probe import add_model_name_argument
 
 
@@ -71,14 +71,21 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or args.flank_tokens < 0:
         raise ValueError("--batch-size must be at least 1 and --flank-tokens at least 0")
+    for flag, out in (("--out", args.out), ("--vcf-out", args.vcf_out)):
+        if out is not None:
+            check_not_an_input(out, flag, vcf=args.vcf, fasta=args.fasta, labels=args.labels)
     if args.vcf_out and args.vcf_out.exists():
         raise ValueError(f"{args.vcf_out} already exists; choose another --vcf-out or delete it")
-    check_writable(args.out)
+    check_writable_file(args.out)
     if args.vcf_out:
-        check_writable(args.vcf_out, "--vcf-out")
+        check_writable_file(args.vcf_out, "--vcf-out")
+    from benchmarks.inference import resolve_device
+    from tokenization import require_file
+
+    resolve_device(args.device)  # a device this machine lacks is refused before the model load
     for what, path in (("FASTA", args.fasta), ("VCF", args.vcf), ("labels", args.labels)):
-        if path and not path.is_file():  # checked before the (possibly slow) model load
-            raise FileNotFoundError(f"{what} file not found: {path}")
+        if path:  # checked before the (possibly slow) model load
+            require_file(path, what)
     if args.labels:
         _check_labels(args)
     options = ScoringOptions(

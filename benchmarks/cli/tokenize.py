@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._args import check_writable, positive_int
+from ._args import check_not_an_input, check_writable_file, positive_int
 
 KMER_LENGTH = 6
 
@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.sequence is not None:
+        ignored = [flag for flag, value in (("--out", args.out), ("--chunk-bp", args.chunk_bp)) if value]
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)}: only for a FASTA file, not with --sequence")
+        if not args.sequence.strip():
+            raise ValueError("--sequence is empty: give the DNA to tokenize, e.g. --sequence ACGTAC")
         return _show_sequence(args.sequence, args.version, args.strict)
     return _summarise_fasta(args)
 
@@ -72,7 +77,10 @@ def iter_chunks(path: Path, chunk_bp: int) -> Iterator[tuple[str, int, str]]:
 
 def _summarise_fasta(args: argparse.Namespace) -> int:
     if args.out:
-        check_writable(args.out)
+        check_not_an_input(args.out, fasta=args.fasta)
+        check_writable_file(args.out)
+        if args.out.exists():
+            raise FileExistsError(f"--out {args.out} exists; remove it or choose another --out")
     import numpy as np
 
     from benchmarks.progress import progress as report_progress

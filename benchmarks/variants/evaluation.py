@@ -97,9 +97,9 @@ def read_labels(
     FileNotFoundError, or ValueError naming the file (and line) for missing columns, non-integer positions
     or a label column without numbers.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"labels file not found: {path}")
+    from tokenization import require_file
+
+    path = require_file(path, "labels")
     try:
         raw = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False)
     except (

@@ -134,11 +134,10 @@ class VariantScorer:
     def __init__(
         self, model: Any, tokenizer: Any, options: ScoringOptions, device: str | None = None
     ) -> None:
-        import torch
 
-        from benchmarks.inference import model_for_inference
+        from benchmarks.inference import model_for_inference, resolve_device
 
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.model = model_for_inference(model, self.device)  # the caller's model is never changed
         self.tokenizer = tokenizer
         num_layers = model.config.num_hidden_layers

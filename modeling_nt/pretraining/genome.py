@@ -121,9 +121,9 @@ def open_fasta(path: str | Path):
     file or one that cannot be indexed (plain gzip, not a FASTA)."""
     import pysam
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"FASTA file not found: {path}")
+    from tokenization import require_file
+
+    path = require_file(path, "FASTA")
     try:
         with quiet_htslib():
             return pysam.FastaFile(str(path))
@@ -309,8 +309,11 @@ class GenomeReader:
         """Records of ``split`` in genome order, cut after ``offset`` bases of each interval."""
         if _is_indexed(self.path):
             yield from self._indexed_records(split, offset)
-        else:
+            return
+        try:
             yield from self._streamed_records(split, offset)
+        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as error:  # binary or a broken gzip stream
+            raise ValueError(f"{self.path}: not a readable FASTA file ({error})") from None
 
     def _indexed_records(self, split: str, offset: int) -> Iterator[GenomeRecord]:
         import pysam

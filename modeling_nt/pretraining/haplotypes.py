@@ -155,9 +155,9 @@ def open_vcf(path: str | Path) -> Iterator[object]:
     unreadable files. htslib cannot open plain-gzip VCFs: they go through a decompressed temporary copy."""
     import pysam
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"VCF file not found: {path}")
+    from tokenization import require_file
+
+    path = require_file(path, "VCF")
     with quiet_htslib():
         try:
             vcf = pysam.VariantFile(str(path))
@@ -188,6 +188,8 @@ def read_records(vcf, path: str | Path, records: Iterable[object] | None = None)
         except (OSError, ValueError) as error:
             raise ValueError(f"{path}: cannot read the record after {last} ({error})") from error
         last = f"record {record.chrom}:{record.pos}"
+        if record.pos < 1:  # htslib reads POS 0 (a telomere mark in the VCF spec) as start -1
+            raise ValueError(f"{path}: {last} has POS {record.pos}; VCF positions are 1-based (>= 1)")
         yield record
 
 
