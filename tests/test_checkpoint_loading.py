@@ -336,34 +336,44 @@ def test_official_repos_load_by_hub_id_from_the_cache_as_converted(offline_hub: 
     assert not any(path.suffix == ".py" for path in snapshot.iterdir())
 
 
-def test_embed_by_hub_id_equals_embed_of_the_converted_folder(
-    offline_hub: Path, tmp_path: Path, run_nt
+def stage_official(layout: str, folder: Path) -> Path:
+    """An official-layout folder: v1 written by stock ``EsmForMaskedLM.save_pretrained``, v2 as the Hub state
+    dict with its ``config.json``."""
+    if layout == "esm":
+        return save_stock_esm(folder, seed=6)[1]
+    return write_v2_hub(folder, hub_state_dict("v2", seed=5))
+
+
+@pytest.mark.parametrize(("layout", "repo"), [("esm", V1_REPO), ("nt-v2-hub", V2_REPO)], ids=["v1", "v2"])
+def test_embed_by_hub_id_and_by_official_folder_equals_embed_of_the_converted_folder(
+    offline_hub: Path, tmp_path: Path, run_nt, layout: str, repo: str
 ) -> None:
     import pandas as pd
 
-    v2 = write_v2_hub(tmp_path / "v2_staged", hub_state_dict("v2", seed=5))
-    cache_repo(offline_hub, V2_REPO, v2)
-    convert_checkpoint("nt-v2-hub", v2, tmp_path / "converted")
+    staged = stage_official(layout, tmp_path / "staged")
+    cache_repo(offline_hub, repo, staged)
+    convert_checkpoint(layout, staged, tmp_path / "converted")
     (tmp_path / "in.fa").write_text(">a\nACGTACGTACGTAAAAAAGGC\n>b\nGGGCCCAAATTTN\n")
     tables = []
-    for name, model in (("hub", V2_REPO), ("converted", tmp_path / "converted")):
+    for name, model in (("hub", repo), ("folder", staged), ("converted", tmp_path / "converted")):
         out = tmp_path / f"{name}.parquet"
         result = run_nt(
             "embed", "--model", model, "--fasta", tmp_path / "in.fa", "--out", out, "--no-progress"
         )
         assert result.code == 0, result.err
         tables.append(pd.read_parquet(out))
-    hub, converted = tables
-    assert list(hub.columns) == list(converted.columns) and len(hub) == 2
-    compared = 0
-    for column in hub.columns:
-        if isinstance(hub[column].iloc[0], str):
-            assert list(hub[column]) == list(converted[column])
-        else:
-            by_id, by_folder = (np.stack([np.asarray(v, dtype=float) for v in t[column]]) for t in tables)
-            assert np.abs(by_id - by_folder).max() <= 1e-5
-            compared += by_id.size
-    assert compared >= 2 * 32  # the embeddings of both records (d = 32) were compared
+    converted = tables[-1]
+    layer_columns = [column for column in converted.columns if column.startswith("layer_")]
+    assert layer_columns and len(converted) == 2
+    reference = np.stack([np.asarray(v, dtype=float) for v in converted[layer_columns[0]]])
+    assert reference.shape == (2, 32) and np.abs(reference).max() > 0
+    for table in tables[:-1]:
+        assert list(table.columns) == list(converted.columns)
+        assert list(table["name"]) == ["a", "b"]
+        for column in layer_columns:
+            values = np.stack([np.asarray(v, dtype=float) for v in table[column]])
+            expected = np.stack([np.asarray(v, dtype=float) for v in converted[column]])
+            assert np.abs(values - expected).max() <= 1e-5
 
 
 def test_hub_id_not_in_the_offline_cache_is_one_line(offline_hub: Path) -> None:
