@@ -18,6 +18,7 @@ from transformers import (
 )
 
 from .configuration_nt import HUB_IDS, PRESETS, NTConfig
+from .configuration_segment_nt import SegmentNTConfig
 from .modeling_nt import (
     NTForMaskedLM,
     NTForSequenceClassification,
@@ -25,6 +26,7 @@ from .modeling_nt import (
     NTModel,
     NTPreTrainedModel,
 )
+from .modeling_segment_nt import NTForSegmentation
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -41,6 +43,11 @@ NTConfig.register_for_auto_class()
 for _auto_class, _model_class in _AUTO_CLASSES.items():
     _auto_class.register(NTConfig, _model_class, exist_ok=True)
     _model_class.register_for_auto_class(_auto_class.__name__)
+# SegmentNT: per-nucleotide outputs, so the Auto class is AutoModelForTokenClassification (model_type segment_nt)
+AutoConfig.register(SegmentNTConfig.model_type, SegmentNTConfig, exist_ok=True)
+SegmentNTConfig.register_for_auto_class()
+AutoModelForTokenClassification.register(SegmentNTConfig, NTForSegmentation, exist_ok=True)
+NTForSegmentation.register_for_auto_class("AutoModelForTokenClassification")
 
 
 def tokenizer_for(config: NTConfig) -> PreTrainedTokenizerBase:
@@ -56,9 +63,11 @@ __all__ = [
     "PRESETS",
     "NTConfig",
     "NTForMaskedLM",
+    "NTForSegmentation",
     "NTForSequenceClassification",
     "NTForTokenClassification",
     "NTModel",
     "NTPreTrainedModel",
+    "SegmentNTConfig",
     "tokenizer_for",
 ]

@@ -43,7 +43,7 @@ from .modeling_nt import (
 
 SOURCES = ("esm", "nt-v2-hub", "jax")
 #: What ``--from`` / ``source`` accepts: a layout of ``SOURCES``, or ``auto`` (read from the files).
-FROM_CHOICES = (*SOURCES, "auto")
+FROM_CHOICES = (*SOURCES, "auto", "segment-nt-jax", "segment-nt-hub")
 REPORT_FILE = "conversion_report.json"
 
 #: Haiku module path (after the root) -> our key prefix, and Haiku param name -> our param suffix.
@@ -390,6 +390,7 @@ def load_source(
     source = check_source_layout(source, src)
     if source == "jax":
         hyperparams_file, params_file = src / "hyperparams.json", src / "pytree_ckpt.joblib"
+        _refuse_segment_nt(_read_json(hyperparams_file), hyperparams_file, "segment-nt-jax")
         config = hyperparams_to_config(_read_json(hyperparams_file), layer_norm_eps or 1e-5, hyperparams_file)
         params = _load_joblib(params_file)
         state_dict, ignored = _jax_state_dict(params, params_file), []
@@ -397,6 +398,7 @@ def load_source(
         tied = {}
     else:
         hub_config = _read_json(src / "config.json")
+        _refuse_segment_nt(hub_config, src / "config.json", "segment-nt-hub")
         config = config_from_hub(hub_config, source, src / "config.json")
         if layer_norm_eps is not None:
             config.layer_norm_eps = layer_norm_eps
@@ -412,6 +414,12 @@ def load_source(
         "tied_keys": tied,
     }
     return model, fields
+
+
+def _refuse_segment_nt(values: dict[str, Any], file: Path, layout: str) -> None:
+    """A SegmentNT checkpoint (its config lists ``features``) converts with its own layout, not as a masked LM."""
+    if "features" in values:
+        raise ValueError(f"{file} lists 'features': a SegmentNT checkpoint: use --from {layout}")
 
 
 def _load_joblib(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -455,7 +463,12 @@ def convert_checkpoint(
         raise ValueError(f"{out} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
     folder = source_folder(src, **hub_options)
     try:
-        model, fields = load_source(source, folder, layer_norm_eps)
+        if source.startswith("segment-nt-"):  # SegmentNT: NTForSegmentation (modeling_nt.convert_segment)
+            from .convert_segment import load_segment_source
+
+            model, fields = load_segment_source(source, folder, layer_norm_eps)
+        else:
+            model, fields = load_source(source, folder, layer_norm_eps)
     except (ValueError, OSError) as error:
         if str(folder) == str(src):
             raise

@@ -10,7 +10,7 @@ from pathlib import Path
 from ._args import check_writable_folder, positive_float
 
 #: ``modeling_nt.convert.FROM_CHOICES`` (not imported: building the parser stays torch-free; a test checks both).
-FROM_CHOICES = ("esm", "nt-v2-hub", "jax", "auto")
+FROM_CHOICES = ("esm", "nt-v2-hub", "jax", "auto", "segment-nt-jax", "segment-nt-hub")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="convert an official NT checkpoint into a Hugging Face-native one",
         description="Convert an official NT checkpoint: 'esm' (v1 Hub repo loading with EsmForMaskedLM), "
         "'nt-v2-hub' (v2 Hub repo: config.json + weights), 'jax' (jax_model/ folder with hyperparams.json "
-        "and pytree_ckpt.joblib, a pickle: convert only files you trust) or 'auto' (the layout read from the "
-        "files; the report names it). SRC is a folder or a Hub id (InstaDeepAI/<repo>: config and weight files "
+        "and pytree_ckpt.joblib, a pickle: convert only files you trust), 'auto' (the layout read from the "
+        "files; the report names it), or SegmentNT: 'segment-nt-jax' (hyperparams.json with features + "
+        "pytree_ckpt.joblib) / 'segment-nt-hub' (remote-code config.json + weights). SRC is a folder or a Hub id (InstaDeepAI/<repo>: config and weight files "
         "are fetched through huggingface_hub, HF_HUB_OFFLINE honoured; no code is fetched). OUT gets "
         "config.json (full auto_map), model.safetensors, the tokenizer, the code files and "
         "conversion_report.json.",
