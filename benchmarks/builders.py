@@ -206,11 +206,16 @@ class RecordChecker:
         }
 
     def parse_label(self, where: str, text: str) -> int | float:
+        if not text:
+            raise TaskDataError(f"{where}: missing label (an empty cell or header field)")
         if self.task.is_regression:
             try:
                 value = float(text)
             except ValueError:
-                raise TaskDataError(f"{where}: label {text!r} is not a number") from None
+                raise TaskDataError(
+                    f"{where}: label {text!r} is not a number (class labels are the integers 0..K-1, e.g. "
+                    "neg/pos as 0/1; a regression target is a number)"
+                ) from None
             if not math.isfinite(value):
                 raise TaskDataError(f"{where}: label {text!r} is not finite")
             return value

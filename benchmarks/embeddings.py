@@ -565,6 +565,11 @@ def _check_first_line(path: Path, head: bytes) -> None:
     """Refuse a text file whose first non-blank line is not a ``>`` header (or a FASTQ ``@`` record): pysam
     would skip everything before the first ``>`` without a word (sequence lines above the first header, or a
     VCF / CSV given as FASTA)."""
+    if head.startswith(b"\xef\xbb\xbf"):  # pysam would read '\ufeff>name' as text before the first header
+        raise ValueError(
+            f"{path}: starts with a UTF-8 byte-order mark (U+FEFF, written by some Windows editors); save it as "
+            "UTF-8 without BOM"
+        )
     for number, line in enumerate(head.splitlines(), start=1):
         text = line.strip()
         if text[:1] in (b">", b"@"):

@@ -201,7 +201,11 @@ def stage_checkpoint(
     if loaded:
         render_model_card(loaded, model_name, out_dir, size=card_size, repo_id=repo_id)
         own = sum(result.model == model_name for result in loaded)
-        card = f"rendered from {own} result(s) of {model_name!r} (model-index, {EVAL_RESULTS_DIR}/)"
+        hub = (out_dir / EVAL_RESULTS_DIR).is_dir()  # written only for benchmarks hosted on the Hub
+        extra = (
+            f"{EVAL_RESULTS_DIR}/" if hub else f"no {EVAL_RESULTS_DIR}/: no result on a Hub-hosted benchmark"
+        )
+        card = f"rendered from {own} result(s) of {model_name!r} (model-index, {extra})"
     elif (folder / CARD_FILE).is_file():
         if (folder / EVAL_RESULTS_DIR).is_dir():
             shutil.copytree(folder / EVAL_RESULTS_DIR, out_dir / EVAL_RESULTS_DIR)

@@ -329,9 +329,13 @@ def read_genome(fasta: str | Path, annotation_contigs: Iterable[str] | None = ()
 
 
 def check_annotation_matches(
-    genome: dict[str, Contig], annotation: Annotation, sources: str = "the annotation"
+    genome: dict[str, Contig],
+    annotation: Annotation,
+    sources: str = "the annotation",
+    classes: Sequence[str] | None = None,
 ) -> None:
-    """ValueError when no FASTA record lies on an annotation contig (every target would be 0)."""
+    """ValueError when no FASTA record lies on an annotation contig, or (``classes`` given) when none of
+    ``classes`` has an interval on those contigs (every target would be 0)."""
     placed = {record.contig for record in genome.values()}
     if not placed & set(annotation.contigs()):
         from modeling_nt.pretraining.genome import contig_list
@@ -339,6 +343,12 @@ def check_annotation_matches(
         raise ValueError(
             f"no FASTA record is on a contig of {sources} (annotation contigs: "
             f"{contig_list(annotation.contigs(), 5)}; FASTA records: {contig_list(list(genome), 5)})"
+        )
+    found = sorted({name for contig in placed for name in annotation.intervals.get(contig, {})})
+    if classes is not None and not set(classes) & set(found):
+        raise ValueError(
+            f"--classes {' '.join(classes)}: none is in {sources} on the FASTA's contigs (it has: "
+            f"{', '.join(found) or 'nothing'}); every target would be 0"
         )
 
 
@@ -667,6 +677,7 @@ def resolve_predict_region(genome: dict[str, Contig], region: Region | None) -> 
     if region is None:
         record = next(iter(genome.values()))
         return record, 0, len(record)
+    near = None  # a slice of the region's contig that does not hold the region
     for record in genome.values():
         if region.contig == record.name:
             start, end = region.start, len(record) if region.end is None else region.end
@@ -676,7 +687,13 @@ def resolve_predict_region(genome: dict[str, Contig], region: Region | None) -> 
             end = len(record) if region.end is None else region.end - record.offset
             if start >= 0 and end <= len(record):
                 break
+            near = record
     else:
+        if near is not None:
+            raise ValueError(
+                f"--region {region}: outside record {near.name} ({len(near)} nt; covers {near.contig}:"
+                f"{near.offset + 1}-{near.offset + len(near)})"
+            )
         raise ValueError(
             f"--region {region}: contig {region.contig!r} is not in the FASTA (records: {', '.join(genome)})"
         )
@@ -709,7 +726,12 @@ def predict_region(
     if not 0 <= overlap < window:
         raise ValueError(f"--overlap {overlap} must be in [0, window length {window} nt)")
     step = KMER * 2**num_downsamples
-    if end - start < window and (end - start) >= step:
+    if end - start < step:
+        raise ValueError(
+            f"region of {end - start} nt is shorter than one window: the shortest this model takes is {step} nt "
+            f"(6-mers x 2**{num_downsamples} downsamplings)"
+        )
+    if end - start < window:
         window, overlap = (end - start) // step * step, 0
     num_classes = len(model.config.features)
 

@@ -188,11 +188,13 @@ def _column(path: Path, table: Any, chosen: str | None, defaults: tuple[str, ...
         if chosen not in columns:
             raise TaskDataError(f"{path}: no column {chosen!r} ({flag}); found columns {columns}")
         return chosen
-    lowered = {column.lower(): column for column in columns}
+    lowered = {column.strip().lower(): column for column in columns}  # ' Sequence ' as written by hand
     for name in defaults:
         if name in lowered:
             return lowered[name]
     hint = "; tab-separated? name the file .tsv" if any("\t" in column for column in columns) else ""
+    if any(";" in column for column in columns):  # a spreadsheet's CSV export in a comma-decimal locale
+        hint = "; semicolon-separated? save it comma-separated (.csv) or tab-separated (.tsv)"
     raise TaskDataError(
         f"{path}: no {what} column (looked for {list(defaults)}); found columns {columns}; name it with "
         f"{flag}{hint}"
@@ -200,8 +202,11 @@ def _column(path: Path, table: Any, chosen: str | None, defaults: tuple[str, ...
 
 
 def _text(value: Any) -> str:
-    """A table cell as text: missing values (None, NaN) become empty text, caught by the record checks."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A table cell as text: missing values (None, NaN, pandas' NA of nullable parquet columns) become empty
+    text, caught by the record checks."""
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return value if isinstance(value, str) else str(value)
 
@@ -244,12 +249,18 @@ def load_user_task(
         raise ValueError(f"test_fraction (--test-fraction) must be in [0, 1), got {test_fraction:g}")
     if test is not None and test_fraction > 0:
         raise ValueError("give a test file (--test) or a held-out fraction (--test-fraction), not both")
+    if test is not None and Path(test).resolve() == Path(train).resolve():
+        raise ValueError(
+            f"--test {test} is the --train file: a model scored on its training records says nothing"
+        )
     train_records = read_records(train, sequence_column, label_column)
     files = (
         [train_records]
         if test is None
         else [train_records, read_records(test, sequence_column, label_column)]
     )
+    if test is not None and len(files[1].sequences) < 2:  # one record scores nothing: Pearson NaN, MCC 0
+        raise TaskDataError(f"{test}: 1 record, too few to score a test split (give at least 2)")
     spec = task_from_labels(
         name or task_name_of(train),
         USER_BENCHMARK,
@@ -259,14 +270,29 @@ def load_user_task(
         source=" and ".join(str(path) for path in (train, test) if path is not None),
         task_type=task_type,
     )
+    if test is not None and spec.task_type != "regression":
+        _check_test_classes(train_records, files[1])
     features = task_features(spec)
     examples = [_checked(spec, records) for records in files]
     splits = {"train": examples[0]} if test is None else {"train": examples[0], "test": examples[1]}
     if test_fraction > 0:
-        splits = _hold_out(examples[0], test_fraction, seed, source=str(train))
+        classification = spec.task_type != "regression"
+        splits = _hold_out(examples[0], test_fraction, seed, source=str(train), classification=classification)
     return datasets.DatasetDict(
         {split: datasets.Dataset.from_dict(columns, features=features) for split, columns in splits.items()}
     )
+
+
+def _check_test_classes(train: Records, test: Records) -> None:
+    """Refuse a test record whose class no training record has: the model never learns it, and the test score
+    would silently count a class it cannot predict (a label typo, or the files swapped)."""
+    classes = sorted({int(label) for label in train.labels})
+    for where, label in zip(test.where, test.labels, strict=True):
+        if int(label) not in classes:
+            raise TaskDataError(
+                f"{where}: class {label} is in the test file but in no training record (train classes "
+                f"{classes[:10]}); every test class must be trained on"
+            )
 
 
 def task_name_of(path: str | Path) -> str:
@@ -287,7 +313,7 @@ def _checked(spec: TaskSpec, records: Records) -> dict[str, list]:
 
 
 def _hold_out(
-    columns: dict[str, list], fraction: float, seed: int, source: str
+    columns: dict[str, list], fraction: float, seed: int, source: str, classification: bool = False
 ) -> dict[str, dict[str, list]]:
     from .folds import inner_split
 
@@ -295,6 +321,20 @@ def _hold_out(
     if len(labels) < 3:
         raise TaskDataError(f"{source}: {len(labels)} records are too few to hold out a test split")
     train_idx, test_idx = inner_split(np.arange(len(labels)), labels, fraction=fraction, seed=seed)
+    if len(test_idx) < 2:  # one record scores nothing: Pearson is NaN, MCC 0
+        raise TaskDataError(
+            f"{source}: --test-fraction {fraction:g} of {len(labels)} records holds out {len(test_idx)} record, "
+            "too few to score; raise --test-fraction, give --test FILE, or --test-fraction 0 (CV only)"
+        )
+    untrained = (
+        sorted(set(labels[test_idx].tolist()) - set(labels[train_idx].tolist())) if classification else []
+    )
+    if untrained:  # a rare class held out whole (the split cannot stratify a class of one record)
+        count = int((labels == untrained[0]).sum())
+        raise TaskDataError(
+            f"{source}: class {untrained[0]} has {count} record(s), all held out as the test split by "
+            f"--test-fraction {fraction:g} (seed {seed}); add records of it, or give --test FILE"
+        )
     return {
         split: {column: [values[i] for i in indices] for column, values in columns.items()}
         for split, indices in (("train", train_idx), ("test", test_idx))

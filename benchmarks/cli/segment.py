@@ -112,7 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
     classes = seg.check_classes(args.classes)
     annotation = seg.read_annotation(args.annotation)
     genome = seg.read_genome(args.fasta, annotation.contigs())
-    seg.check_annotation_matches(genome, annotation, " ".join(str(path) for path in args.annotation))
+    seg.check_annotation_matches(genome, annotation, " ".join(str(path) for path in args.annotation), classes)
     seg.check_held_out(genome, args.held_out)
     seg.window_length(args.window_tokens, seg.planned_num_downsamples(args.model))
     model = seg.load_segmentation_model(args.model, classes, seed=args.seed, loss=args.loss)
