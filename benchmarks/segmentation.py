@@ -32,7 +32,6 @@ the region ends. Only one window's activations exist at a time.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 from collections import defaultdict
@@ -43,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.analysis.annotation import table_lines
 from modeling_nt.configuration_segment_nt import SEGMENT_NT_FEATURES
 from modeling_nt.pretraining.genome import Region, normalize_genome_sequence, parse_region, split_intervals
 
@@ -105,12 +105,6 @@ class Annotation:
         return out
 
 
-def _open_text(path: Path):
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gzipped else open(path)
-
-
 def read_annotation(paths: str | Path | Sequence[str | Path]) -> Annotation:
     """Read GTF / GFF3 / BED files (plain or gzip; format from the suffix) into an :class:`Annotation`.
 
@@ -135,20 +129,9 @@ def read_annotation(paths: str | Path | Sequence[str | Path]) -> Annotation:
     return annotation
 
 
-def _data_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
-    try:
-        with _open_text(path) as handle:
-            for number, line in enumerate(handle, 1):
-                line = line.rstrip("\n\r")
-                if line.strip() and not line.startswith(("#", "track", "browser")):
-                    yield number, line.split("\t")
-    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as error:
-        raise ValueError(f"{path}: not a readable text annotation file ({error})") from None
-
-
 def _read_bed(path: Path, annotation: Annotation) -> None:
     known = {name.lower(): name for name in SEGMENT_NT_FEATURES} | BED_ALIASES
-    for number, fields in _data_lines(path):
+    for number, fields in table_lines(path):
         where = f"{path} line {number}"
         if len(fields) < 4:
             raise ValueError(
@@ -193,7 +176,7 @@ def _read_gtf(path: Path, annotation: Annotation) -> None:
     transcripts: dict[str, _Transcript] = {}
     genes: dict[str, tuple[str, int, int, str | None]] = {}
     gene_spans: dict[str, list] = {}
-    for number, fields in _data_lines(path):
+    for number, fields in table_lines(path):
         where = f"{path} line {number}"
         if len(fields) != 9:
             raise ValueError(f"{where}: a GTF/GFF line has 9 tab-separated columns, got {len(fields)}")

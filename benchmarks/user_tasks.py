@@ -39,6 +39,8 @@ from typing import Any
 import datasets
 import numpy as np
 
+from modeling_nt.pretraining.genome import is_gzip
+
 from .builders import RecordChecker, TaskDataError, task_features, task_from_labels
 from .tasks import TASK_TYPES, USER_BENCHMARK, TaskSpec
 
@@ -47,7 +49,6 @@ FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
 SEQUENCE_COLUMNS = ("sequence", "seq")
 LABEL_COLUMNS = ("label", "labels")
 NAME_COLUMN = "name"
-GZIP_MAGIC = b"\x1f\x8b"
 SUFFIX_HELP = "use .csv, .tsv, .parquet or FASTA (.fa, .fasta, .fna, .fas), each optionally gzipped (.gz)"
 
 
@@ -75,8 +76,7 @@ def file_format(path: Path) -> tuple[str, bool]:
         )
     if not path.is_file():
         raise FileNotFoundError(f"task file not found: {path}")
-    with path.open("rb") as handle:
-        gzipped = handle.read(2) == GZIP_MAGIC
+    gzipped = is_gzip(path)
     suffixes = [suffix.lower() for suffix in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes.pop()

@@ -29,6 +29,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from modeling_nt.pretraining.genome import open_text as genome_open_text
+
 GENE_CLASSES = ("intergenic", "promoter", "intron", "exon", "5UTR", "3UTR")
 BED_BACKGROUND = "other"
 DEFAULT_PROMOTER_BP = 1000
@@ -102,10 +104,7 @@ def open_text(path: str | Path) -> IO[str]:
     """Open a plain or gzip-compressed text file."""
     from tokenization import require_file
 
-    path = require_file(path, "annotation")
-    with path.open("rb") as handle:
-        compressed = handle.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if compressed else path.open()
+    return genome_open_text(require_file(path, "annotation"))
 
 
 def annotation_format(path: str | Path) -> str:
@@ -132,12 +131,21 @@ def read_annotation(path: str | Path, genome: Any, promoter_bp: int = DEFAULT_PR
     return _labels_from_transcripts(path, transcripts, genome, promoter_bp)
 
 
-def _table_lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            yield number, line.rstrip("\n\r").split("\t")
+def table_lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, tab-separated fields)`` of the data lines of a GTF / GFF3 / BED file (plain or gzip),
+    skipping blank, ``#``, ``track`` and ``browser`` lines.
+
+    Raises:
+        ValueError: the file is not readable text (binary, or a broken gzip stream), naming it.
+    """
+    try:
+        with open_text(path) as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip() or line.startswith(("#", "track", "browser")):
+                    continue
+                yield number, line.rstrip("\n\r").split("\t")
+    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as error:
+        raise ValueError(f"{path}: not a readable text annotation file ({error})") from None
 
 
 def _interval(path: str | Path, number: int, start: str, end: str, one_based: bool) -> tuple[int, int]:
@@ -168,7 +176,7 @@ def read_transcripts(path: str | Path, kind: str | None = None) -> list[Transcri
     """Transcripts (exons and CDS parts) of a GTF or GFF3 file, in order of first appearance."""
     kind = kind or annotation_format(path)
     transcripts: dict[str, Transcript] = {}
-    for number, columns in _table_lines(path):
+    for number, columns in table_lines(path):
         if len(columns) != 9:
             raise ValueError(
                 f"{path}:{number}: expected 9 tab-separated {kind.upper()} columns, got {len(columns)}"
@@ -259,7 +267,7 @@ def _labels_from_bed(path: str | Path, genome: Any) -> GenomeLabels:
     classes: dict[str, int] = {BED_BACKGROUND: 0}
     by_chrom: dict[str, list] = defaultdict(list)
     skipped: set[str] = set()
-    for number, columns in _table_lines(path):
+    for number, columns in table_lines(path):
         if len(columns) < 4 or not columns[3]:
             raise ValueError(f"{path}:{number}: a BED line needs 4 columns (chrom start end class-name)")
         start, end = _interval(path, number, columns[1], columns[2], one_based=False)

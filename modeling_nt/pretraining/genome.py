@@ -277,19 +277,22 @@ class _StreamedContig:
             self._read_line()
 
 
+def is_gzip(path: str | Path) -> bool:
+    """Whether ``path`` starts with the gzip magic bytes (plain gzip or bgzip), whatever its suffix."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
 def _is_indexed(path: Path) -> bool:
     fai = Path(f"{path}.fai")
     if not fai.exists():
         return False
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    return not gzipped or Path(f"{path}.gzi").exists()
+    return not is_gzip(path) or Path(f"{path}.gzi").exists()
 
 
-def _open_text(path: Path) -> IO[str]:
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gzipped else open(path)
+def open_text(path: str | Path) -> IO[str]:
+    """Open a plain or gzip-compressed (by content, not suffix) text file for reading."""
+    return gzip.open(path, "rt") if is_gzip(path) else open(path)
 
 
 @dataclass
@@ -339,7 +342,7 @@ class GenomeReader:
         from tokenization import FastaRecordChecker
 
         headers: list[str] = []
-        with _open_text(self.path) as handle:
+        with open_text(self.path) as handle:
             lines = iter(handle)
             for line in lines:
                 if line.startswith(">"):

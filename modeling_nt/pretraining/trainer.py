@@ -50,7 +50,7 @@ from modeling_nt.fingerprint import (
 from ..checkpoint import save_tokenizer
 from .collator import IGNORE_INDEX, NTMaskingCollator
 from .data import GenomeMLMDataset, GenomeSource, sources_from_config, token_unigram_baseline
-from .genome import ChunkingConfig, GenomeReader, Region, _is_indexed, _open_text, parse_region
+from .genome import ChunkingConfig, GenomeReader, Region, _is_indexed, open_text, parse_region
 from .schedule import WarmupSqrtDecay, warmup_sqrt_decay
 
 DEEPSPEED_CONFIGS = {
@@ -414,7 +414,7 @@ def _contig_names(path: str) -> list[str]:
     """The contig names of a FASTA file, in file order (from its ``.fai`` when indexed, else its headers)."""
     if _is_indexed(Path(path)):
         return [line.split("\t", 1)[0] for line in Path(f"{path}.fai").read_text().splitlines() if line]
-    with _open_text(Path(path)) as handle:
+    with open_text(Path(path)) as handle:
         return [line[1:].split(maxsplit=1)[0] for line in handle if line.startswith(">") and line[1:].strip()]
 
 
