@@ -18,6 +18,7 @@ from transformers import (
 )
 
 from .configuration_nt import HUB_IDS, PRESETS, NTConfig
+from .configuration_ntv3 import NTv3Config
 from .configuration_segment_nt import SegmentNTConfig
 from .modeling_nt import (
     NTForMaskedLM,
@@ -25,6 +26,13 @@ from .modeling_nt import (
     NTForTokenClassification,
     NTModel,
     NTPreTrainedModel,
+)
+from .modeling_ntv3 import (
+    NTv3ForMaskedLM,
+    NTv3ForSequenceClassification,
+    NTv3ForTokenClassification,
+    NTv3ForTracksPrediction,
+    NTv3Model,
 )
 from .modeling_segment_nt import NTForSegmentation
 
@@ -48,11 +56,35 @@ AutoConfig.register(SegmentNTConfig.model_type, SegmentNTConfig, exist_ok=True)
 SegmentNTConfig.register_for_auto_class()
 AutoModelForTokenClassification.register(SegmentNTConfig, NTForSegmentation, exist_ok=True)
 NTForSegmentation.register_for_auto_class("AutoModelForTokenClassification")
+# NTv3: the same Auto classes as NT v1/v2 (model_type ntv3). A post-trained checkpoint's auto_map sends AutoModel
+# to NTv3ForTracksPrediction (remote code, as the official Hub repos); in-process, load it by its class.
+_NTV3_AUTO_CLASSES = {
+    AutoModel: NTv3Model,
+    AutoModelForMaskedLM: NTv3ForMaskedLM,
+    AutoModelForSequenceClassification: NTv3ForSequenceClassification,
+    AutoModelForTokenClassification: NTv3ForTokenClassification,
+}
+AutoConfig.register(NTv3Config.model_type, NTv3Config, exist_ok=True)
+NTv3Config.register_for_auto_class()
+for _auto_class, _model_class in _NTV3_AUTO_CLASSES.items():
+    _auto_class.register(NTv3Config, _model_class, exist_ok=True)
+    _model_class.register_for_auto_class(_auto_class.__name__)
+NTv3ForTracksPrediction.register_for_auto_class("AutoModel")  # its checkpoints' AutoModel (code files saved)
 
 
 def tokenizer_for(config: NTConfig) -> PreTrainedTokenizerBase:
     """The fast tokenizer matching ``config``: id layout ``config.tokenizer_version``, and a maximum length of
-    ``config.max_tokens`` tokens (1000 for v1, 2048 for v2)."""
+    ``config.max_tokens`` tokens (1000 for v1, 2048 for v2).
+
+    NTv3 (``config.model_type == "ntv3"``): the single-base tokenizer, padding batches with ``<pad>`` to a
+    multiple of ``2 ** config.num_downsamples``; maximum length ``config.max_tokens`` where the config has
+    one, else 1 Mb (:func:`tokenization.build_ntv3_tokenizer`)."""
+    if getattr(config, "model_type", None) == "ntv3":
+        from tokenization import build_ntv3_tokenizer
+
+        return build_ntv3_tokenizer(
+            model_max_length=getattr(config, "max_tokens", None), pad_to_multiple_of=2**config.num_downsamples
+        )
     from tokenization import build_tokenizer
 
     return build_tokenizer(version=config.tokenizer_version, model_max_length=config.max_tokens)
@@ -68,6 +100,12 @@ __all__ = [
     "NTForTokenClassification",
     "NTModel",
     "NTPreTrainedModel",
+    "NTv3Config",
+    "NTv3ForMaskedLM",
+    "NTv3ForSequenceClassification",
+    "NTv3ForTokenClassification",
+    "NTv3ForTracksPrediction",
+    "NTv3Model",
     "SegmentNTConfig",
     "tokenizer_for",
 ]

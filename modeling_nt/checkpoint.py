@@ -24,7 +24,7 @@ def save_checkpoint(
     ``tokenizer`` is None). Returns the directory."""
     out_dir = Path(out_dir)
     had_auto_map, auto_map = hasattr(model.config, "auto_map"), getattr(model.config, "auto_map", None)
-    full_map = getattr(type(model.config), "checkpoint_auto_map", AUTO_MAP)  # SegmentNT: its own classes
+    full_map = getattr(model.config, "checkpoint_auto_map", AUTO_MAP)  # SegmentNT, NTv3: their own classes
     model.config.auto_map = {**full_map, **(auto_map or {})}
     try:
         model.save_pretrained(out_dir, safe_serialization=True)

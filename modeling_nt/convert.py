@@ -185,13 +185,14 @@ def load_torch_state_dict(directory: Path) -> dict[str, torch.Tensor]:
 
 
 #: Every checkpoint layout :func:`detect_layout` names: ours, then the official ones (``SOURCES``).
-LAYOUTS = ("nt", *SOURCES)
+LAYOUTS = ("nt", "ntv3", *SOURCES)
 
 
 def detect_layout(folder: str | Path) -> str | None:
     """The layout of a checkpoint folder, read from its files.
 
-    Returns ``"nt"`` (ours: ``config.json`` with ``model_type: nucleotide_transformer``), ``"esm"`` (v1 Hub:
+    Returns ``"nt"`` (ours: ``config.json`` with ``model_type: nucleotide_transformer``), ``"ntv3"`` (ours,
+    ``model_type: ntv3``), ``"esm"`` (v1 Hub:
     ``model_type: esm``, learned positions), ``"nt-v2-hub"`` (v2 Hub: ``model_type: esm`` with rotary positions
     or an ``auto_map`` to the remote ``esm_config``), ``"jax"`` (``hyperparams.json`` and no ``config.json``),
     or None (no ``config.json``, or another ``model_type``). Raises ValueError for a ``config.json`` that is
@@ -206,6 +207,8 @@ def detect_layout(folder: str | Path) -> str | None:
         raise ValueError(f"{config_path}: not a JSON object")
     if config.get("model_type") == NTConfig.model_type:
         return "nt"
+    if config.get("model_type") == "ntv3":
+        return "ntv3"
     return official_layout(config)
 
 
@@ -220,9 +223,9 @@ def check_source_layout(source: str, src: Path) -> str:
     if not any(src.iterdir()):
         raise FileNotFoundError(f"{src}: empty folder (no config.json, no hyperparams.json)")
     layout = detect_layout(src)
-    if layout == "nt":
+    if layout in ("nt", "ntv3"):
         raise ValueError(
-            f"{src} is already an NT checkpoint (model_type nucleotide_transformer): use it as it is"
+            f"{src} is already a checkpoint of this package (model_type {layout}): use it as it is"
         )
     if layout is None and (src / "config.json").is_file():
         model_type = _read_json(src / "config.json").get("model_type")

@@ -8,7 +8,7 @@ A spec is, in this order:
   ``key_mapping`` hook); an official JAX folder is refused with the ``nt convert`` command that converts it.
   Anything else (no ``config.json``, no weights, unreadable or truncated weights, weights that do not fit the
   config) is one error line naming the folder and what is wrong.
-- a preset name of ``PRESETS``: random weights (seeded), announced once per process on stderr (logger
+- a preset name of ``PRESETS`` (NT v1/v2) or of the NTv3 presets: random weights (seeded), announced once per process on stderr (logger
   ``modeling_nt.loading``, level WARNING).
 - a Hub repository id (``owner/name``, e.g. ``InstaDeepAI/nucleotide-transformer-v2-50m-multi-species``): its
   config and weight files (never its code) are fetched into the Hugging Face cache by ``huggingface_hub``
@@ -33,10 +33,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import PreTrainedConfig, PreTrainedModel
 
-from .configuration_nt import PRESETS, NTConfig, config_from_hub
+from .configuration_nt import PRESETS as NT_PRESETS
+from .configuration_nt import NTConfig, config_from_hub
+from .configuration_ntv3 import PRESETS as NTV3_PRESETS
+from .configuration_ntv3 import NTv3Config
 from .convert import LAYOUTS, convert_command, detect_layout
-from .modeling_nt import NTForMaskedLM, NTPreTrainedModel
+from .modeling_nt import (
+    NTForMaskedLM,
+    NTForSequenceClassification,
+    NTForTokenClassification,
+    NTModel,
+    NTPreTrainedModel,
+)
+from .modeling_ntv3 import (
+    NTv3ForMaskedLM,
+    NTv3ForSequenceClassification,
+    NTv3ForTokenClassification,
+    NTv3Model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +89,31 @@ REQUIRED_CONFIG_FIELDS = (
     "add_bias_ffn",
     "tokenizer_version",
 )
-#: Head parameters: absent from a base-model checkpoint, new in a classifier.
-HEAD_PREFIXES = ("lm_head.", "classifier.")
+#: Every preset name a spec may give: NT v1/v2 and NTv3 architectures.
+PRESETS = {**NT_PRESETS, **NTV3_PRESETS}
+#: ``config.json`` fields that fix an NTv3 architecture.
+REQUIRED_NTV3_CONFIG_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "token_embed_dim",
+    "conv_init_embed_dim",
+    "num_downsamples",
+    "upsample_type",
+)
+#: The NTv3 class playing each NT class's role: callers ask for a role (``NTModel``, ``NTForMaskedLM``, a
+#: classifier) and get the class of the checkpoint's generation.
+NTV3_CLASSES: dict[type[PreTrainedModel], type[PreTrainedModel]] = {
+    NTModel: NTv3Model,
+    NTForMaskedLM: NTv3ForMaskedLM,
+    NTForSequenceClassification: NTv3ForSequenceClassification,
+    NTForTokenClassification: NTv3ForTokenClassification,
+}
+#: Head parameters: absent from a base-model checkpoint, new in a classifier (NTv3 post-trained checkpoints
+#: add track, annotation and conditions heads).
+HEAD_PREFIXES = ("lm_head.", "classifier.", "track_heads.", "annotation_head.", "condition_heads.")
 #: A Hub model repository id, ``owner/name``.
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 #: Files of a Hub repository that loading needs (configs and weights; never code).
@@ -183,7 +222,8 @@ def load_model(
     local_files_only: bool = False,
     **config_overrides: Any,
 ) -> NTPreTrainedModel:
-    """The ``model_class`` model (eval mode, fp32, CPU) that ``spec`` names (module docstring).
+    """The ``model_class`` model (eval mode, fp32, CPU) that ``spec`` names (module docstring); for an NTv3
+    checkpoint or preset, the NTv3 class in ``model_class``'s role (:func:`class_for`).
 
     Args:
         spec: checkpoint folder, preset name or Hub repository id (``InstaDeepAI/<repo>``: the official
@@ -202,16 +242,31 @@ def load_model(
         announce_random_weights(target)
         if seed is not None:
             torch.manual_seed(seed)
-        return model_class(NTConfig.from_preset(target, **config_overrides)).eval()
+        config = preset_config(target, **config_overrides)
+        return class_for(config, model_class)(config).eval()
     return load_folder(target, model_class, **config_overrides)
 
 
-def load_config(spec: str | Path, **hub_options: Any) -> NTConfig:
+def preset_config(name: str, **overrides: Any) -> PreTrainedConfig:
+    """The config of the preset ``name``: an :class:`NTConfig` (v1/v2) or an :class:`NTv3Config`."""
+    config_class = NTv3Config if name in NTV3_PRESETS else NTConfig
+    return config_class.from_preset(name, **overrides)
+
+
+def class_for(config: PreTrainedConfig, model_class: type[PreTrainedModel]) -> type[PreTrainedModel]:
+    """The class of ``config``'s generation that plays ``model_class``'s role (:data:`NTV3_CLASSES` for an
+    NTv3 config; ``model_class`` itself otherwise)."""
+    if isinstance(config, NTv3Config):
+        return NTV3_CLASSES.get(model_class, model_class)
+    return model_class
+
+
+def load_config(spec: str | Path, **hub_options: Any) -> PreTrainedConfig:
     """The config of a checkpoint folder or Hub id (checked as by :func:`load_model`, weights not read) or a
     preset; ``hub_options`` as in :func:`load_model`."""
     target = resolve_spec(spec, **hub_options)
     if isinstance(target, str):
-        return NTConfig.from_preset(target)
+        return preset_config(target)
     return _folder_config(target, check_folder(target))
 
 
@@ -260,15 +315,21 @@ def _check_safetensors_header(path: Path) -> None:
         ) from None
 
 
-def _folder_config(folder: Path, layout: str, **overrides: Any) -> NTConfig:
-    """The NTConfig of a checked folder: ours (required fields present, values valid) or an official one."""
+def _folder_config(folder: Path, layout: str, **overrides: Any) -> PreTrainedConfig:
+    """The config of a checked folder: ours (required fields present, values valid; NT or NTv3) or an official
+    NT v1/v2 one."""
     raw = json.loads((folder / "config.json").read_text())
     try:
-        if layout == "nt":
-            missing = [name for name in REQUIRED_CONFIG_FIELDS if name not in raw]
+        if layout in ("nt", "ntv3"):
+            config_class, required = (
+                (NTConfig, REQUIRED_CONFIG_FIELDS)
+                if layout == "nt"
+                else (NTv3Config, REQUIRED_NTV3_CONFIG_FIELDS)
+            )
+            missing = [name for name in required if name not in raw]
             if missing:
                 raise ValueError(f"lacks the required field(s) {', '.join(missing)}")
-            config = NTConfig.from_dict({**raw, **overrides})
+            config = config_class.from_dict({**raw, **overrides})
         else:
             config = config_from_hub(raw, layout)
             for name, value in overrides.items():
@@ -321,7 +382,7 @@ def check_model(spec: str | Path, **hub_options: Any) -> NTConfig:
 
     target = resolve_spec(spec, **hub_options)
     if isinstance(target, str):
-        return NTConfig.from_preset(target)
+        return preset_config(target)
     return _load_folder(target, NTModel, {"device_map": "meta"}).config
 
 
@@ -330,6 +391,7 @@ def _load_folder(
 ) -> NTPreTrainedModel:
     layout = check_folder(folder)
     config = _folder_config(folder, layout, **config_overrides)
+    model_class = class_for(config, model_class)
     try:  # an official layout is converted on load by NTPreTrainedModel.from_pretrained (report logged there)
         with _quiet_transformers():
             model, info = model_class.from_pretrained(
@@ -354,7 +416,7 @@ def _check_loading_info(
     folder: Path, layout: str, model_class: type[NTPreTrainedModel], config: NTConfig, info: dict
 ) -> None:
     """Raise one line unless every backbone weight (and the LM head of a masked LM) came from the file."""
-    new_head = () if issubclass(model_class, NTForMaskedLM) else ("classifier.",)
+    new_head = () if issubclass(model_class, (NTForMaskedLM, NTv3ForMaskedLM)) else ("classifier.",)
     missing = sorted(
         (key for key in info["missing_keys"] if not key.startswith(new_head)), key=_backbone_first
     )

@@ -743,15 +743,17 @@ class NTForMaskedLM(NTPreTrainedModel):
 
 
 def pool_hidden_states(
-    hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
+    hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str, has_cls: bool = True
 ) -> torch.Tensor:
-    """``<cls>`` state, or the mean over non-padding tokens after ``<cls>`` (``pooling="mean"``)."""
+    """[B, L, d] -> [B, d]: the ``<cls>`` state, or the mean over non-padding tokens (``pooling="mean"``),
+    ``<cls>`` (position 0) excluded when ``has_cls`` (NT v1/v2; NTv3 inputs have no ``<cls>``)."""
     if pooling == "cls":
         return hidden_states[:, 0]
     weights = torch.ones(hidden_states.shape[:2], device=hidden_states.device)
     if attention_mask is not None:
         weights = attention_mask.to(weights)
-    weights[:, 0] = 0.0
+    if has_cls:
+        weights[:, 0] = 0.0
     weights = weights.to(hidden_states.dtype).unsqueeze(-1)
     return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 

@@ -261,7 +261,7 @@ CONVERT_CASES = {
     "empty-folder": ("esm", lambda c, t: _empty(c, t), ["empty folder"]),
     "esm-given-as-jax": ("jax", _esm_copy, ["is a esm checkpoint", "use --from esm"]),
     "jax-given-as-v2": ("nt-v2-hub", _jax, ["is a jax checkpoint", "use --from jax"]),
-    "ours-given-as-esm": ("esm", lambda c, t: _copy(c, t), ["already an NT checkpoint"]),
+    "ours-given-as-esm": ("esm", lambda c, t: _copy(c, t), ["already a checkpoint of this package"]),
     "truncated-safetensors": (
         "esm",
         lambda c, t: truncate_weights(_esm_copy(c, t)),

@@ -55,7 +55,7 @@ def hub_id_of_another_model(tmp_path: Path, cache: Path) -> list[object]:
 CASES: dict[str, tuple[Callable[[Path, Path], list[object]], list[str]]] = {
     "auto on a checkpoint that is already ours": (
         ours,
-        ["mine", "already an NT checkpoint", "use it as it is"],
+        ["mine", "already a checkpoint of this package", "use it as it is"],
     ),
     "auto on an empty download folder": (empty, ["download", "empty folder"]),
     "auto on another model's folder": (bert, ["config.json", "'bert'", "not an official NT layout"]),
