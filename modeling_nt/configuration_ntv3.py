@@ -35,9 +35,67 @@ _TINY = {
     "num_downsamples": 3,
 }
 
-#: Architecture presets. Released checkpoints are added with their published sizes; ``tiny-v3`` (MLM) and
-#: ``tiny-v3-post`` (species-conditioned, 2 species with 3 and 2 tracks, 3 annotation classes) serve tests.
+
+def _released(width: int, layers: int, heads: int, downsamples: int = 7, **fields: Any) -> dict[str, Any]:
+    """A released architecture: tower widths constant (``conv_init_embed_dim == hidden_size``), FFN 4x,
+    token embeddings of 16 (/work facts: the Hub configs of the 8M, 100M and 650M models)."""
+    return {
+        "hidden_size": width,
+        "conv_init_embed_dim": width,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": 4 * width,
+        "token_embed_dim": 16,
+        "num_downsamples": downsamples,
+        **fields,
+    }
+
+
+#: The post-trained heads, as far as they are published: 24 species (species vocabulary 6 + 24 = 30), 9 of them
+#: with functional tracks (15,889 in all; human 7,362, mouse 2,450, arabidopsis 1,899 are known, the split of the
+#: remaining 4,178 over six species is a placeholder) and 21 annotation classes. Names other than those are
+#: placeholders: a converted checkpoint carries the real ones in its config. Parameter counts depend only on
+#: these numbers, not on the names.
+_SPECIES = ["human", "mouse", "arabidopsis_thaliana", *(f"species_{i}" for i in range(3, 24))]
+_TRACKS = [7362, 2450, 1899, 700, 700, 700, 700, 700, 678]
+_POST_HEADS = {
+    "condition_vocab_sizes": [30],
+    "condition_names": ["species"],
+    "species_to_token_id": {name: 6 + i for i, name in enumerate(_SPECIES)},
+    "bigwig_tracks_per_species": {
+        name: [f"{name}_track_{t}" for t in range(count)]
+        for name, count in zip(_SPECIES, _TRACKS, strict=False)
+    },
+    "bed_element_names": [
+        "protein_coding_gene",
+        "exon",
+        "intron",
+        "splice_donor",
+        "splice_acceptor",
+        *(f"element_{i}" for i in range(5, 21)),
+    ],
+    "keep_target_center_fraction": 0.375,
+}
+_8M, _100M, _650M = (256, 2, 8), (768, 6, 12), (1536, 12, 24)
+
+#: Architecture presets: every released checkpoint (``ntv3-<size>-<stage>[-<context>]``, parameter counts in
+#: tests/test_ntv3_model.py against the published ones where published) and ``tiny-v3`` (MLM) /
+#: ``tiny-v3-post`` (species-conditioned, 2 species with 3 and 2 tracks, 3 annotation classes) for tests.
 PRESETS: dict[str, dict[str, Any]] = {
+    "ntv3-8m-pre": _released(*_8M, trained_max_length=2**20),
+    "ntv3-8m-pre-8kb": _released(*_8M, trained_max_length=2**13),
+    "ntv3-100m-pre": _released(*_100M, trained_max_length=2**20),
+    "ntv3-100m-pre-8kb": _released(*_100M, trained_max_length=2**13),
+    "ntv3-650m-pre": _released(*_650M, trained_max_length=2**20),
+    "ntv3-650m-pre-8kb": _released(*_650M, trained_max_length=2**13),
+    "ntv3-5downsample-pre": _released(*_650M, downsamples=5, trained_max_length=2**20),
+    "ntv3-5downsample-pre-8kb": _released(*_650M, downsamples=5, trained_max_length=2**13),
+    "ntv3-100m-post": _released(*_100M, trained_max_length=2**20, **_POST_HEADS),
+    "ntv3-100m-post-131kb": _released(*_100M, trained_max_length=2**17, **_POST_HEADS),
+    "ntv3-650m-post": _released(*_650M, trained_max_length=2**20, **_POST_HEADS),
+    "ntv3-650m-post-131kb": _released(*_650M, trained_max_length=2**17, **_POST_HEADS),
+    "ntv3-5downsample-post": _released(*_650M, downsamples=5, trained_max_length=2**20, **_POST_HEADS),
+    "ntv3-5downsample-post-131kb": _released(*_650M, downsamples=5, trained_max_length=2**17, **_POST_HEADS),
     "tiny-v3": dict(_TINY),
     "tiny-v3-post": {
         **_TINY,
@@ -51,8 +109,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Hub repository (``InstaDeepAI/<id>``) of each released preset.
-HUB_IDS: dict[str, str] = {}
+#: Hub repository (``InstaDeepAI/<id>``) of each released preset: ``ntv3-8m-pre-8kb`` -> ``NTv3_8M_pre_8kb``.
+HUB_IDS: dict[str, str] = {
+    name: "NTv3_" + name.removeprefix("ntv3-").replace("-", "_").replace("m_", "M_", 1)
+    for name in PRESETS
+    if not name.startswith("tiny")
+}
 
 
 def linspace_widths(start: int, stop: int, steps: int) -> list[int]:
