@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .inputs import as_sequence_list
+from .tokenizer import too_long_error
 from .vocab import (
     CLS,
     DEFAULT_MODEL_MAX_LENGTH,
@@ -61,7 +62,7 @@ def _encode_codes(sequences: Sequence[str], strict: bool) -> tuple[np.ndarray, n
             validate_sequence(sequence, strict=strict, index=index)  # raises with the position
             raise ValueError(
                 f"sequence {index}: literal special tokens such as <mask> are not accepted by the batch path; "
-                "use the tokenizer from build_tokenizer() for such text"
+                "use the fast tokenizer (build_tokenizer() or build_ntv3_tokenizer()) for such text"
             )
         parts.append(codes)
     lengths = np.fromiter((len(part) for part in parts), dtype=np.int64, count=len(parts))
@@ -131,10 +132,7 @@ def encode_batch(
     too_long = np.flatnonzero(counts > limit)
     if too_long.size and not truncation:
         index = int(too_long[0])
-        raise ValueError(
-            f"sequence {index} is {counts[index]} tokens long (with <cls>), more than the limit of {limit} "
-            "tokens; pass truncation=True to cut it, or split it into windows"
-        )
+        raise too_long_error(index, int(counts[index]), limit, " (with <cls>)")
     counts = np.minimum(counts, limit)
     width = int(counts.max()) if len(sequences) else 1
     if pad_to_multiple_of:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
@@ -48,6 +48,14 @@ def _rust_normalizer() -> normalizers.Normalizer:
     )
 
 
+def too_long_error(index: int, length: int, limit: int, note: str = "") -> ValueError:
+    """The one message for a sequence over the length limit (``note``: what the count includes)."""
+    return ValueError(
+        f"sequence {index} is {length} tokens long{note}, more than the limit of {limit} "
+        "tokens; pass truncation=True to cut it, or split it into windows"
+    )
+
+
 def _rust_tokenizer(version: str) -> Tokenizer:
     vocab = vocabulary(version)
     tokenizer = Tokenizer(WordLevel(vocab=vocab, unk_token=UNK))
@@ -77,6 +85,12 @@ class NTTokenizer(TokenizersBackend):
     without remote code (as a generic fast tokenizer applying the same normalisation; characters outside
     the policy then become ``<unk>`` instead of raising).
     """
+
+    #: What a length in tokens includes, in the too-long message.
+    length_note: ClassVar[str] = " (with <cls>)"
+    #: Constructor options of this package only: left out of ``tokenizer_config.json`` (the generic class
+    #: that reloads it would keep but ignore them).
+    package_only_kwargs: ClassVar[tuple[str, ...]] = ("strict",)
 
     def __init__(self, *args: Any, strict: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -119,10 +133,7 @@ class NTTokenizer(TokenizersBackend):
                 continue
             length = sum(encoding.attention_mask)
             if length > limit:
-                raise ValueError(
-                    f"sequence {index} is {length} tokens long (with <cls>), more than the limit of {limit} "
-                    "tokens; pass truncation=True to cut it, or split it into windows"
-                )
+                raise too_long_error(index, length, limit, self.length_note)
 
     def _eventual_warn_about_too_long_sequence(self, ids: list[int], max_length: int | None, verbose: bool):
         """Length errors are raised by ``_check_lengths``; the base class warning would only repeat them."""
@@ -136,7 +147,8 @@ class NTTokenizer(TokenizersBackend):
         with open(config_path) as handle:
             config = json.load(handle)
         config["tokenizer_class"] = "PreTrainedTokenizerFast"
-        config.pop("strict", None)
+        for key in self.package_only_kwargs:
+            config.pop(key, None)
         with open(config_path, "w") as handle:
             json.dump(config, handle, indent=2)
         return files

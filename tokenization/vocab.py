@@ -31,6 +31,10 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
 #: The context length of each generation, in tokens including ``<cls>``.
 DEFAULT_MODEL_MAX_LENGTH = {"v1": 1000, "v2": 2048}
 
+#: NT v3 single-base layout (official ``get_ntv3_tokenizer``): the six special tokens, then A, T, C, G, N
+#: (ids 6-10). Not in :data:`LAYOUTS`, which holds the 6-mer layouts.
+NTV3_LAYOUT: tuple[str, ...] = (*SPECIAL_TOKENS, *SINGLE_TOKENS)
+
 #: Nucleotide codes used by the array tokenizer: index into ALPHABET, N = 4.
 NUCLEOTIDE_CODE = {letter: code for code, letter in enumerate(SINGLE_TOKENS)}
 
