@@ -37,6 +37,18 @@ Conventions
   parts folder records the run's fingerprint (:func:`embedding_run_fingerprint`, written once the inputs are
   validated); a rerun with another model, input file or value-changing argument is refused. The
   final file is assembled (in input order) once every sequence is done, and the parts are removed.
+- **NTv3** (single-base models; the rules live in :mod:`benchmarks.generation`): one token per nucleotide and
+  no ``<cls>``, so output row i is nucleotide i. Each sequence is padded on the right with ``N`` to a multiple
+  of ``2 ** num_downsamples`` (the official advice: the models never saw ``<pad>``) and the padded positions
+  are dropped from every output: an L-base sequence gives ``[L, conv_init_embed_dim]`` per-token rows at the
+  default layer, the first L rows of what the N-padded sequence gives. ``--window-tokens`` and ``--overlap``
+  count bases: windows of ``trained_max_length`` bases by default (else 1 Mb), a multiple of
+  ``2 ** num_downsamples``; the overlap is rounded up to whole blocks of ``2 ** num_downsamples`` bases and
+  windows start on that block grid. Layers: ``0 .. num_hidden_layers`` are the transformer core's states
+  (``hidden_states``; one vector per block of ``2 ** num_downsamples`` bases, ``ceil(L / 2**n)`` rows for
+  ``"none"``, the mean weighting each block by its real bases), ``num_hidden_layers + 1`` (the default,
+  ``-1``) the U-Net's base-resolution output. ``"cls"`` pooling and ``packing`` are refused; a forward pass
+  holds windows of one length (no ``<pad>`` in any row).
 - **Data parallel**: under ``torchrun`` / ``accelerate launch`` (``RANK`` / ``WORLD_SIZE`` set) each process
   embeds every ``WORLD_SIZE``-th sequence of the length-sorted order on its own device and writes its own
   parts; rank 0 waits until the parts cover all sequences, then merges them in input order.
@@ -68,6 +80,7 @@ from modeling_nt.fingerprint import (
 from tokenization import as_sequence_list, validate_sequence
 
 from .checks import require_at_least
+from .generation import token_rules
 from .progress import progress as report_progress
 
 POOLINGS = ("mean", "cls", "none")
@@ -83,13 +96,16 @@ DEFAULT_MAX_BATCH_TOKENS = {"cpu": 1024, "cuda": 16384}
 
 @dataclass
 class Window:
-    """Tokens ``[start, start + len(ids))`` of sequence ``sequence``; it owns ``[own_start, own_end)``."""
+    """Tokens ``[start, start + len(ids))`` of sequence ``sequence``; it owns ``[own_start, own_end)``.
+    ``real_length``: the sequence's tokens before its padding (NTv3: ``N`` to a multiple of
+    ``2 ** num_downsamples``; None: no padding)."""
 
     sequence: int
     start: int
     ids: np.ndarray
     own_start: int
     own_end: int
+    real_length: int | None = None
 
 
 def load_backbone(model: Any, dtype: str = "fp32", device: str | None = None, compile_model: bool = False):
@@ -148,11 +164,16 @@ def resolve_layers(layers: Sequence[int] | None, num_layers: int) -> list[int]:
     return sorted(set(resolved))
 
 
-def make_windows(index: int, ids: np.ndarray, width: int, overlap: int) -> list[Window]:
+def make_windows(
+    index: int, ids: np.ndarray, width: int, overlap: int, grid: int = 1, real_length: int | None = None
+) -> list[Window]:
     """Cut the tokens of one sequence (without ``<cls>``) into windows of at most ``width`` tokens.
 
     Consecutive windows overlap by ``overlap`` tokens (the last one by more, as it ends at the sequence end);
-    the overlap is split at its midpoint between the two windows (see the module docstring).
+    the overlap is split at its midpoint between the two windows (see the module docstring). ``grid``: the
+    ownership bounds are rounded down to multiples of it (NTv3: ``2 ** num_downsamples``, with ``width``,
+    ``overlap`` and ``len(ids)`` multiples of it, so that every window shares the core's block grid).
+    ``real_length``: tokens of the sequence before its padding (default ``len(ids)``).
     """
     if not 0 <= overlap < width:
         raise ValueError(f"window overlap must be in [0, {width}), got {overlap}")
@@ -160,20 +181,30 @@ def make_windows(index: int, ids: np.ndarray, width: int, overlap: int) -> list[
     starts = [0]
     while starts[-1] + width < length:
         starts.append(min(starts[-1] + width - overlap, length - width))
-    bounds = [0] + [(next_start + start + width) // 2 for start, next_start in itertools.pairwise(starts)]
+    bounds = [0] + [
+        (next_start + start + width) // 2 // grid * grid for start, next_start in itertools.pairwise(starts)
+    ]
     bounds.append(length)
+    real = length if real_length is None else real_length
     return [
-        Window(index, start, ids[start : start + width], bounds[i], bounds[i + 1])
+        Window(index, start, ids[start : start + width], bounds[i], bounds[i + 1], real)
         for i, start in enumerate(starts)
     ]
 
 
 def tokenize_windows(
-    sequences: Sequence[str], indices: Sequence[int], version: str, context: int, overlap: int
+    sequences: Sequence[str], indices: Sequence[int], version: Any, context: int, overlap: int
 ) -> list[Window]:
-    """Windows of the given sequences (tokenized whole, so that long sequences keep their own 6-mer frame)."""
-    from tokenization import encode_batch, validate_sequence
+    """Windows of the given sequences (tokenized whole, so that long sequences keep their own 6-mer frame).
 
+    ``version``: ``"v1"`` / ``"v2"``, a model config or :class:`benchmarks.generation.TokenRules`;
+    ``context``: tokens per window (``<cls>`` included where the generation has it). NTv3: each sequence is
+    padded with ``N`` to a multiple of ``2 ** num_downsamples`` first, windows start on that block grid, and
+    each window records the sequence's real length (its padded positions are dropped from the outputs).
+    """
+    from tokenization import validate_sequence
+
+    rules = token_rules(version)
     if not isinstance(sequences, list):  # iter_embeddings passes its checked list: no O(N) check per chunk
         sequences = as_sequence_list(sequences)
 
@@ -181,31 +212,38 @@ def tokenize_windows(
         if not sequences[index].strip():
             raise ValueError(f"sequence {index} is empty")
     try:
-        encoded = encode_batch([sequences[i] for i in indices], version, max_length=2**62)
+        encoded = rules.encode([sequences[i] for i in indices])
     except ValueError:
         for index in indices:  # name the offending sequence by its input index
             validate_sequence(sequences[index], strict=False, index=index)
         raise
-    lengths = encoded["attention_mask"].sum(axis=1) - 1
+    width = rules.content_width(context)
     windows = []
-    for row, index in enumerate(indices):
-        ids = encoded["input_ids"][row, 1 : 1 + lengths[row]]
-        windows.extend(make_windows(index, ids, context - 1, min(overlap, (context - 1) // 2)))
+    for (ids, length), index in zip(encoded, indices, strict=True):
+        overlap_tokens = rules.window_overlap(overlap, width)
+        windows.extend(make_windows(index, ids, width, overlap_tokens, rules.length_multiple, length))
     return windows
 
 
 def plan_batches(
-    windows: list[Window], max_batch_tokens: int, batch_size: int | None = None, packing: bool = False
+    windows: list[Window],
+    max_batch_tokens: int,
+    batch_size: int | None = None,
+    packing: bool = False,
+    rules: Any = "v2",
 ) -> list[list[list[Window]]]:
     """Group windows (sorted longest first) into forward passes of at most ``max_batch_tokens`` token slots.
 
     Each pass is a list of rows, each row a list of windows (``1 + len(ids)`` tokens each, ``<cls>``
-    included). Padded batches (default) hold one window per row and are cut so that rows x the longest
-    window <= ``max_batch_tokens`` (and at most ``batch_size`` rows); with ``packing`` the windows are packed
-    first-fit into rows of the longest window's size, and rows x that size <= ``max_batch_tokens``. A pass
-    always holds at least one row.
+    included; NTv3: ``len(ids)``). Padded batches (default) hold one window per row and are cut so that rows x
+    the longest window <= ``max_batch_tokens`` (and at most ``batch_size`` rows); with ``packing`` the windows
+    are packed first-fit into rows of the longest window's size, and rows x that size <= ``max_batch_tokens``.
+    A pass always holds at least one row. ``rules`` (:func:`benchmarks.generation.token_rules`; default 6-mer
+    rules): NTv3 passes also hold windows of one length only (its convolutions would read another row's
+    ``<pad>``), so each window gets the values it gets alone.
     """
-    sizes = [1 + len(window.ids) for window in windows]
+    rules = token_rules(rules)
+    sizes = [rules.cls_offset + len(window.ids) for window in windows]
     if packing and windows:
         width, rows, room = max(sizes), [], []
         for window, size in zip(windows, sizes, strict=True):
@@ -223,9 +261,11 @@ def plan_batches(
     passes: list[list[list[Window]]] = []
     for window, size in zip(windows, sizes, strict=True):
         current = passes[-1] if passes else None
+        first = rules.cls_offset + len(current[0][0].ids) if current else size
         if current is None or (
-            (len(current) + 1) * max(size, 1 + len(current[0][0].ids)) > max_batch_tokens
+            (len(current) + 1) * max(size, first) > max_batch_tokens
             or (batch_size is not None and len(current) >= batch_size)
+            or (rules.same_width_passes and size != first)
         ):
             passes.append([[window]])
         else:
@@ -242,25 +282,27 @@ def _forward_windows(
     row_sizes: list[int] | None = None,
 ) -> list[dict[int, np.ndarray]]:
     """Hidden states ``[1 + len(ids), d]`` (float32) of each window of one pass, per requested layer, in the
-    given order. ``row_sizes``: windows per row (default one each); rows holding several windows run packed
+    given order (NTv3: ``[len(ids) / stride, d]``, stride ``2 ** num_downsamples`` for core layers, else 1;
+    no ``<cls>``). ``row_sizes``: windows per row (default one each); rows holding several windows run packed
     (restarting position ids, no attention between windows: :meth:`modeling_nt.NTModel.forward`). Only blocks
-    up to the deepest requested layer run, and only the requested hidden states are kept."""
+    up to the deepest requested layer run (NT v1/v2), and only the requested hidden states are kept."""
     import torch
 
+    rules = token_rules(backbone.config)
     sizes = row_sizes or [1] * len(windows)
     bounds = np.cumsum([0, *sizes])
     rows = [windows[lo:hi] for lo, hi in itertools.pairwise(bounds)]
     packed = any(size > 1 for size in sizes)
-    width = max(sum(1 + len(window.ids) for window in row) for row in rows)
+    offset = rules.cls_offset
+    width = max(sum(offset + len(window.ids) for window in row) for row in rows)
     input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
     position_ids = np.zeros_like(input_ids)
-    first = 0 if backbone.config.position_embedding_type == "rotary" else pad_id + 1  # ESM rule for v1
+    first = 0 if not packed or backbone.config.position_embedding_type == "rotary" else pad_id + 1  # ESM v1
     for number, row in enumerate(rows):
         start = 0
         for window in row:
-            size = 1 + len(window.ids)
-            input_ids[number, start] = cls_id
-            input_ids[number, start + 1 : start + size] = window.ids
+            size = offset + len(window.ids)
+            input_ids[number, start : start + size] = rules.input_ids(window.ids)
             position_ids[number, start : start + size] = np.arange(first, first + size)
             start += size
         position_ids[number, start:] = pad_id if first else 0
@@ -270,73 +312,103 @@ def _forward_windows(
         inputs["position_ids"] = torch.from_numpy(position_ids).to(device)
     else:
         inputs["attention_mask"] = inputs["input_ids"].ne(pad_id).long()
-    deepest = max(layers)
     with torch.inference_mode():
-        outputs = backbone(**inputs, output_hidden_states=layers, last_layer=deepest)
-    states = {
-        layer: (outputs.last_hidden_state if layer == deepest else outputs.hidden_states[layer]).float().cpu()
-        for layer in layers
-    }
+        _, outputs = rules.forward(backbone, inputs, layers)
+    states = {layer: outputs[layer].float().cpu() for layer in layers}
     per_window = []
     for number, row in enumerate(rows):
         start = 0
         for window in row:
-            size = 1 + len(window.ids)
+            size = offset + len(window.ids)
             per_window.append(
-                {layer: states[layer][number, start : start + size].numpy() for layer in layers}
+                {
+                    layer: states[layer][
+                        number,
+                        start // rules.layer_stride(layer) : (start + size) // rules.layer_stride(layer),
+                    ].numpy()
+                    for layer in layers
+                }
             )
             start += size
     return per_window
 
 
 class _Accumulator:
-    """Merges window outputs into per-sequence embeddings (rule in the module docstring)."""
+    """Merges window outputs into per-sequence embeddings (rule in the module docstring). NTv3: the states
+    of the ``N`` padding are dropped; a core layer's downsampled rows are kept while they hold a real base
+    (``ceil(L / 2**n)``), and its mean weights each row by its real bases (the mean over the real
+    nucleotides of the state covering each)."""
 
-    def __init__(self, layers: list[int], pooling: str) -> None:
-        self.layers, self.pooling = layers, pooling
+    def __init__(self, layers: list[int], pooling: str, rules: Any = "v2") -> None:
+        self.layers, self.pooling, self.rules = layers, pooling, token_rules(rules)
         self.parts: dict[int, dict[int, list[tuple[int, np.ndarray]]]] = {}
+        self.lengths: dict[int, int | None] = {}
 
     def add(self, window: Window, states: dict[int, np.ndarray]) -> None:
-        """Keep the owned part of one window's states ``{layer: [1 + len(ids), d]}``."""
-        lo, hi = 1 + window.own_start - window.start, 1 + window.own_end - window.start
+        """Keep the owned part of one window's states ``{layer: [1 + len(ids), d]}`` (NTv3: ``[len(ids) /
+        stride, d]``)."""
+        offset = self.rules.cls_offset
         by_layer = self.parts.setdefault(window.sequence, {layer: [] for layer in self.layers})
+        self.lengths[window.sequence] = window.real_length
         for layer in self.layers:
+            stride = self.rules.layer_stride(layer)
+            lo = offset + (window.own_start - window.start) // stride
+            hi = offset + (window.own_end - window.start) // stride
             hidden = states[layer]
             by_layer[layer].append((window.start, hidden[0] if self.pooling == "cls" else hidden[lo:hi]))
 
     def result(self, sequence: int) -> dict[int, np.ndarray]:
+        from .generation import mean_over, rows_of
+
         by_layer = self.parts.pop(sequence)
+        real = self.lengths.pop(sequence)
         merged = {}
         for layer, starts_and_pieces in by_layer.items():
             pieces = [piece for _, piece in sorted(starts_and_pieces, key=lambda item: item[0])]
             if self.pooling == "cls":
                 merged[layer] = np.mean(pieces, axis=0)
-            else:
-                tokens = np.concatenate(pieces, axis=0)
-                merged[layer] = tokens.mean(axis=0) if self.pooling == "mean" else tokens
+                continue
+            tokens = np.concatenate(pieces, axis=0)
+            stride = self.rules.layer_stride(layer)
+            length = len(tokens) * stride if real is None else real
+            tokens = tokens[: rows_of(length, stride)]
+            merged[layer] = mean_over(tokens, 0, length, stride) if self.pooling == "mean" else tokens
         return merged
 
 
 def resolve_window_tokens(config: Any, window_tokens: int | None = None) -> int:
     """Tokens per window, ``<cls>`` included (module docstring): ``window_tokens`` checked against the model,
     or by default its trained context (``config.default_window_tokens``; ``config.max_tokens`` for a config
-    that lacks it).
+    that lacks it). NTv3: bases (one token each, no ``<cls>``), a multiple of ``2 ** num_downsamples``; by
+    default ``config.trained_max_length``, else 1 Mb (:mod:`benchmarks.generation`).
 
     Raises:
-        ValueError: ``window_tokens`` is not an integer from 2 to ``config.max_tokens`` (one line naming
-            ``--window-tokens``).
+        ValueError: ``window_tokens`` is not an integer from 2 to ``config.max_tokens`` (NTv3: not a multiple
+            of ``2 ** num_downsamples`` up to 1 Mb; one line naming ``--window-tokens``).
     """
-    limit = int(config.max_tokens)
+    rules = token_rules(config)
     if window_tokens is None:
-        return int(getattr(config, "default_window_tokens", limit))
-    if isinstance(window_tokens, bool) or not isinstance(window_tokens, int | np.integer):
-        raise ValueError(f"window_tokens (--window-tokens) must be an integer, got {window_tokens!r}")
-    if not 2 <= window_tokens <= limit:
+        return rules.default_window_tokens
+    return rules.check_window_tokens(window_tokens)
+
+
+def check_embedding_options(config: Any, pooling: str, packing: bool = False) -> None:
+    """ValueError (one line naming the flag) for a ``pooling`` the model cannot give or ``packing`` it cannot
+    run: NTv3 has no ``<cls>`` (``--pooling cls``) and its convolutions would mix windows packed into one row
+    (``--packing``)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    rules = token_rules(config)
+    if pooling == "cls" and not rules.cls_offset:
         raise ValueError(
-            f"window_tokens (--window-tokens) must be in [2, {limit}] tokens (<cls> included; this model "
-            f"takes at most {limit}), got {window_tokens}"
+            "--pooling cls: NTv3 models have no <cls> token; use --pooling mean (mean over the real "
+            "nucleotides) or none"
         )
-    return int(window_tokens)
+    if packing and not rules.packing:
+        raise ValueError(
+            "--packing is not available for NTv3 models: their convolutions would mix the windows packed "
+            "into one row"
+        )
 
 
 def check_window_options(
@@ -354,11 +426,13 @@ def check_window_options(
     reduced to half a window (module docstring)."""
     require_at_least(1, batch_size=batch_size, chunk_size=chunk_size, max_batch_tokens=max_batch_tokens)
     tokens = resolve_window_tokens(backbone.config, window_tokens)
-    window = tokens - 1
+    rules = token_rules(backbone.config)
+    window = rules.content_width(tokens)
     if overlap < 0 or (overlap >= window and overlap != DEFAULT_OVERLAP_TOKENS):
+        minus = " minus <cls>" if rules.cls_offset else ""
         raise ValueError(
             f"overlap (--overlap) must be in [0, {window}) tokens, below the {tokens}-token window "
-            f"(--window-tokens) minus <cls>, got {overlap}"
+            f"(--window-tokens){minus}, got {overlap}"
         )
     return tokens
 
@@ -386,10 +460,7 @@ def iter_embeddings(
     windows into shared rows). ``window_tokens``: tokens per window, ``<cls>`` included (default: the model's
     trained context; module docstring).
     """
-    from tokenization import vocabulary
-
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    check_embedding_options(backbone.config, pooling, packing)
     sequences = as_sequence_list(sequences)
     context = check_window_options(
         backbone,
@@ -402,18 +473,17 @@ def iter_embeddings(
     if max_batch_tokens is None:
         device = next(backbone.parameters()).device.type
         max_batch_tokens = DEFAULT_MAX_BATCH_TOKENS.get(device, DEFAULT_MAX_BATCH_TOKENS["cuda"])
-    version = backbone.config.tokenizer_version
-    vocab = vocabulary(version)
+    rules = token_rules(backbone.config)
     bar = report_progress(total=len(indices), desc="embed", unit="sequences", enabled=progress)
     for chunk_start in range(0, len(indices), chunk_size):
         chunk = list(indices[chunk_start : chunk_start + chunk_size])
-        windows = tokenize_windows(sequences, chunk, version, context, overlap)
+        windows = tokenize_windows(sequences, chunk, rules, context, overlap)
         windows.sort(key=lambda window: -len(window.ids))
-        accumulator = _Accumulator(layers, pooling)
-        for rows in plan_batches(windows, max_batch_tokens, batch_size, packing):
+        accumulator = _Accumulator(layers, pooling, rules)
+        for rows in plan_batches(windows, max_batch_tokens, batch_size, packing, rules):
             batch = list(itertools.chain(*rows))
             row_sizes = [len(row) for row in rows] if packing else None
-            states = _forward_windows(backbone, batch, layers, vocab["<pad>"], vocab["<cls>"], row_sizes)
+            states = _forward_windows(backbone, batch, layers, rules.pad_id, rules.cls_id, row_sizes)
             for window, window_states in zip(batch, states, strict=True):
                 accumulator.add(window, window_states)
         windows_per_sequence = collections.Counter(window.sequence for window in windows)
@@ -474,7 +544,7 @@ def embed_sequences(
     """
     sequences = as_sequence_list(sequences)
     backbone = load_backbone(model, dtype)
-    layers = resolve_layers(layers, backbone.config.num_hidden_layers)
+    layers = resolve_layers(layers, token_rules(backbone).last_layer)
     collected: dict[int, list[np.ndarray | None]] = {layer: [None] * len(sequences) for layer in layers}
     for chunk, embeddings, _ in iter_embeddings(
         backbone,
@@ -735,7 +805,8 @@ def embed_records(
     todo = [index for index in length_sorted(sequences)[rank::world] if index not in done]
     if todo:
         backbone = load_backbone(model, dtype, compile_model=compile_model)
-        resolved = resolve_layers(layers, backbone.config.num_hidden_layers)
+        resolved = resolve_layers(layers, token_rules(backbone).last_layer)
+        check_embedding_options(backbone.config, pooling, packing)
         options = {"batch_size": batch_size, "chunk_size": chunk_size, "overlap": overlap}
         window_tokens = check_window_options(
             backbone, **options, window_tokens=window_tokens, max_batch_tokens=max_batch_tokens

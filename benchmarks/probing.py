@@ -5,6 +5,9 @@ Protocol
 1. **Embed once.** Every sequence of the task (training and test splits) goes through the model once; the
    mean-pooled embeddings (``<cls>`` and padding excluded, see :mod:`benchmarks.embeddings`) of up to 10
    layers (default: 10 evenly spaced blocks, ``1 .. num_layers``) are cached in ``embeddings_<task>.npz``.
+   NTv3 (:mod:`benchmarks.generation`): the layers are ``1 .. num_layers + 1``, core layer outputs and, last,
+   the base-resolution output; the mean is over the real nucleotides (the ``N`` padding to a multiple of
+   ``2 ** num_downsamples`` excluded).
    Every fold, probe and trial reads that cache; a rerun with the same sequences and layers reuses it.
 2. **Probes.** ``"probe"``: logistic regression with scikit-learn defaults except the searched inverse
    regularisation ``C`` (the default ``C=1`` is always the first trial) and ``max_iter=1000``;
@@ -19,7 +22,7 @@ Protocol
 4. **Test split.** The selected configuration is that of the fold with the best validation score; it is
    refitted on the whole training split and scored on the official test split (``test_score``).
 5. **Baseline** (paper): the logistic-regression probe on the raw token ids (the tokenized sequence, padded
-   to a common width, before the transformer): method ``"raw-tokens"``.
+   to a common width, before the transformer; NTv3: one id per base): method ``"raw-tokens"``.
 
 Results are :class:`benchmarks.results.BenchmarkResult` records (method ``"probe"`` / ``"mlp-probe"`` /
 ``"raw-tokens"``, ``layer`` = hidden-state index), saved after every (layer, probe) so that a killed run
@@ -47,6 +50,7 @@ from modeling_nt.fingerprint import (
 
 from .checks import require_at_least
 from .folds import inner_split, stratified_folds
+from .generation import token_rules
 from .metrics import MAIN_METRIC, compute_metrics
 from .progress import progress as report_progress
 from .results import BenchmarkResult, load_results, model_name_of, save_results
@@ -113,13 +117,14 @@ def cached_embeddings(
     return embeddings
 
 
-def raw_token_features(sequences: Sequence[str], version: str, max_tokens: int) -> np.ndarray:
+def raw_token_features(sequences: Sequence[str], version: Any, max_tokens: int | None = None) -> np.ndarray:
     """Token ids of each sequence (``<cls>`` first, right-padded to the longest, cut at ``max_tokens``), as
-    float features for the paper's raw-token baseline."""
-    from tokenization import encode_batch
+    float features for the paper's raw-token baseline. ``version``: ``"v1"`` / ``"v2"`` or a model config
+    (NTv3: one id per base, no ``<cls>``; :func:`benchmarks.generation.token_rules`); ``max_tokens`` defaults
+    to the model's longest input."""
+    from .generation import token_rules
 
-    encoded = encode_batch(sequences, version, max_length=max_tokens, truncation=True)
-    return encoded["input_ids"].astype(np.float32)
+    return token_rules(version).raw_token_ids(sequences, max_tokens).astype(np.float32)
 
 
 def suggest_params(trial: Any, probe: str) -> dict[str, Any]:
@@ -413,7 +418,7 @@ def run_probing(
     out_dir = Path(out_dir)
     backbone = load_backbone(model, dtype)
     model_name = model_name or model_name_of(model)
-    num_layers = backbone.config.num_hidden_layers
+    num_layers = token_rules(backbone).last_layer  # NTv3: core layers, then the base-resolution output
     layers = sorted(set(layers)) if layers else default_probe_layers(num_layers)
     if len(layers) > MAX_PROBE_LAYERS or not all(0 <= layer <= num_layers for layer in layers):
         raise ValueError(
@@ -486,9 +491,7 @@ def run_probing(
         save_results(results, progress_path, overwrite=True)
 
     if raw_token_baseline:
-        features = raw_token_features(
-            sequences, backbone.config.tokenizer_version, backbone.config.max_tokens
-        )
+        features = raw_token_features(sequences, backbone.config)
         run_one(BASELINE, BASELINE, None, features)
     pending = [
         layer

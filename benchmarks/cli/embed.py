@@ -30,9 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fasta", required=True, type=Path, help="input FASTA (.fa, .fa.gz, bgzip)")
     parser.add_argument("--out", required=True, type=Path, help="output: FILE.parquet, or a folder for npy")
     parser.add_argument(
-        "--layers", default=None, help="comma-separated hidden-state indices, 0 = embeddings (default: last)"
+        "--layers",
+        default=None,
+        help="comma-separated hidden-state indices, 0 = embeddings (default: last). NTv3: 0..N are the "
+        "transformer core's input and layer outputs, one vector per 2**num_downsamples bases; N+1 (= -1, the "
+        "default) is the base-resolution output",
     )
-    parser.add_argument("--pooling", choices=["mean", "cls", "none"], default="mean", help="default mean")
+    parser.add_argument(
+        "--pooling",
+        choices=["mean", "cls", "none"],
+        default="mean",
+        help="default mean (NTv3: mean over the real nucleotides; no cls)",
+    )
     parser.add_argument(
         "--format", choices=["parquet", "npy"], default=None, help="default: parquet for *.parquet, else npy"
     )
@@ -63,14 +72,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compiling)",
     )
     parser.add_argument(
-        "--overlap", type=non_negative_int, default=64, help="window overlap in tokens (default 64)"
+        "--overlap",
+        type=non_negative_int,
+        default=64,
+        help="window overlap in tokens (default 64; NTv3: bases, rounded up to whole 2**num_downsamples blocks)",
     )
     parser.add_argument(
         "--window-tokens",
         type=int_at_least(2),
         default=None,
         help="tokens per window for long sequences, <cls> included, 2 to the model's maximum (default: the "
-        "context the model was trained at, else its maximum)",
+        "context the model was trained at, else its maximum; NTv3: bases, a multiple of 2**num_downsamples)",
     )
     parser.add_argument("--chunk-size", type=positive_int, default=1024, help="sequences per resumable part")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -27,7 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "baseline. Writes the results (leaderboard schema), the embedding cache and a per-layer plot.",
     )
     add_task_arguments(parser)
-    parser.add_argument("--layers", default=None, help="comma-separated layers (default: 10 evenly spaced)")
+    parser.add_argument(
+        "--layers",
+        default=None,
+        help="comma-separated layers (default: 10 evenly spaced; NTv3: 0..N the transformer core, N+1 the "
+        "base-resolution output)",
+    )
     parser.add_argument("--probes", default="probe,mlp-probe", help="probes to run (default both)")
     parser.add_argument(
         "--trials", type=positive_int, default=100, help="optuna trials per fold (default 100)"

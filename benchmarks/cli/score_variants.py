@@ -28,15 +28,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--window",
         type=positive_int,
         help="window length in bp (default: the context the model was trained at, in full 6-mers: "
-        "(tokens - 1) x 6, e.g. 12,282 bp for v2 models; at most the model's full context)",
+        "(tokens - 1) x 6, e.g. 12,282 bp for v2 models; at most the model's full context; NTv3: its trained "
+        "length, else 1 Mb, N-padded to a multiple of 2**num_downsamples)",
     )
-    parser.add_argument("--layers", default="last", help="'last' (default), 'all' or indices such as 0,6,-1")
+    parser.add_argument(
+        "--layers",
+        default="last",
+        help="'last' (default), 'all' or indices such as 0,6,-1 (NTv3: 0..N the transformer core, N+1 = last "
+        "the base-resolution output)",
+    )
     parser.add_argument("--scores", default="cosine,dot,l1,l2,llr", help="comma-separated (default: all)")
     parser.add_argument(
         "--flank-tokens",
         type=non_negative_int,
         default=2,
-        help="tokens on each side of the allele for the local scores",
+        help="tokens on each side of the allele for the local scores (NTv3: bases)",
     )
     parser.add_argument(
         "--reverse-complement", action="store_true", help="average every score with the reverse strand"

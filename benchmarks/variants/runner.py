@@ -28,6 +28,7 @@ import pysam
 from benchmarks.progress import progress as progress_of
 from modeling_nt.fingerprint import RunFingerprint, check_fingerprint, fingerprint_run, record_fingerprint
 
+from ..generation import token_rules
 from .alleles import (
     ALLELE_PATTERN,
     ReferenceGenome,
@@ -46,8 +47,6 @@ BASE_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "record", "status", "note", 
 #: by token count within a chunk, and a crash loses at most one chunk.
 CHUNK_ALLELES = 64
 _SHOWN_MISMATCHES = 5
-#: The shortest window scored: one 6-mer token (shorter ones would hold single-base tokens only).
-MIN_WINDOW_BP = 6
 
 
 @dataclass
@@ -65,13 +64,16 @@ def default_window_bp(tokens: int) -> int:
     (12,282 bp for v2's 2048 tokens, 5,994 bp for v1's 1000, 1,194 bp for a model trained at 200 tokens).
     :func:`score_vcf` defaults to the window of the model's trained context,
     :attr:`~benchmarks.variants.scoring.VariantScorer.default_window_tokens`."""
-    return (tokens - 1) * 6
+    return token_rules("v2").window_bp(tokens)
 
 
-def window_token_budget(scorer: VariantScorer, window_bp: int) -> int:
+def window_token_budget(scorer: VariantScorer, window_bp: int) -> int | None:
     """Most tokens (``<cls>`` included) a window of ``window_bp`` bases may take before it is shrunk (``N``
     runs cost one token per base): the model's trained context, or more where ``--window`` asks for longer
-    windows than that, never more than the model takes."""
+    windows than that, never more than the model takes. None for single-base tokens (NTv3): a window's token
+    count is its length, checked by :func:`score_vcf`."""
+    if scorer.rules.nucleotides_per_token == 1:
+        return None
     tokens_of_acgt = window_bp // 6 + window_bp % 6 + 1
     return min(scorer.max_tokens, max(scorer.default_window_tokens, tokens_of_acgt))
 
@@ -93,7 +95,9 @@ def score_vcf(
     Args:
         scorer: the model and scoring options.
         window_bp: window length in bases (default: the context the model was trained at,
-            ``default_window_bp(scorer.default_window_tokens)``; at most the model's full context).
+            ``default_window_bp(scorer.default_window_tokens)``; at most the model's full context). NTv3: 1 bp
+            to 1 Mb, by default ``trained_max_length`` (else 1 Mb); each window is padded on the right with
+            ``N`` to a multiple of ``2 ** num_downsamples``, the padding left out of the scores.
         on_ref_mismatch: ``"error"`` (stop before scoring, listing the mismatches) or ``"skip"`` (write them
             as skipped rows).
         settings: extra ``{flag: value}`` recorded in the run fingerprint (:func:`scoring_run_fingerprint`).
@@ -104,11 +108,13 @@ def score_vcf(
     """
     if on_ref_mismatch not in ("error", "skip"):
         raise ValueError(f"on_ref_mismatch must be 'error' or 'skip', got {on_ref_mismatch!r}")
-    longest = default_window_bp(scorer.max_tokens)
-    window_bp = default_window_bp(scorer.default_window_tokens) if window_bp is None else window_bp
-    if not MIN_WINDOW_BP <= window_bp <= longest:
+    rules = scorer.rules
+    longest = rules.window_bp(scorer.max_tokens)
+    window_bp = rules.window_bp(scorer.default_window_tokens) if window_bp is None else window_bp
+    if not rules.min_window_bp <= window_bp <= longest:
+        token = "one 6-mer token" if rules.nucleotides_per_token == 6 else "one token"
         raise ValueError(
-            f"--window {window_bp}: the model takes windows of {MIN_WINDOW_BP} bp (one 6-mer token) to "
+            f"--window {window_bp}: the model takes windows of {rules.min_window_bp} bp ({token}) to "
             f"{longest} bp ({scorer.max_tokens} tokens)"
         )
     out = Path(out)

@@ -18,6 +18,14 @@ whose windows tokenize into the same token boundaries. For indels every token af
 is then NaN, with the reason in the row's note.
 
 With ``reverse_complement=True`` every score is the mean of the forward and the reverse-complement strand.
+
+NTv3 models (one token per base, no ``<cls>``; :mod:`benchmarks.generation`): each window is padded on the right
+with ``N`` to a multiple of ``2 ** num_downsamples`` and the padded positions are left out of every score.
+``llr`` of a substitution masks exactly its changed bases (one for an SNV) and sums
+``log p(ALT base) - log p(REF base)`` there; substitutions to or from N are scored too (N is a token of the
+vocabulary), indels get NaN as above. ``flank_tokens`` counts bases. Layers ``0 .. num_hidden_layers`` are the
+transformer core's states (one vector per block of ``2 ** num_downsamples`` bases, weighted by the bases of the
+region each block covers), ``num_hidden_layers + 1`` (``last``, the default) the base-resolution output.
 """
 
 from __future__ import annotations
@@ -29,8 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from tokenization import token_index_of_position, token_starts
-
+from ..generation import mean_over, token_rules
 from .alleles import VariantWindow
 
 EMBEDDING_SCORES = ("cosine", "dot", "l1", "l2")
@@ -39,6 +46,8 @@ REGIONS = ("mean", "local")
 LLR_UNDEFINED = (
     "llr: defined for substitutions only (this allele is an indel or changes the tokenization via N)"
 )
+#: The note of an NTv3 allele without LLR (single-base tokens: only indels).
+LLR_UNDEFINED_SINGLE_BASE = "llr: defined for substitutions only (this allele is an indel)"
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,7 @@ class _Request:
     """One forward pass to run: embedding reductions (``local`` token range) or masked-token log-probs."""
 
     ids: list[int]
+    length: int = 0
     local: tuple[int, int] | None = None
     masked: list[int] | None = None
     ref_tokens: list[int] | None = None
@@ -140,23 +150,23 @@ class VariantScorer:
         self.device = resolve_device(device)
         self.model = model_for_inference(model, self.device)  # the caller's model is never changed
         self.tokenizer = tokenizer
-        num_layers = model.config.num_hidden_layers
+        self.rules = token_rules(model.config)
         self.options = options
-        self.layers = parse_layers(options.layers, num_layers)
+        self.layers = parse_layers(options.layers, self.rules.last_layer)
         self.columns = score_columns(options.scores, self.layers)
         self.embedding_scores = [score for score in options.scores if score in EMBEDDING_SCORES]
 
     @property
     def max_tokens(self) -> int:
-        """The longest input the model takes, ``<cls>`` included."""
+        """The longest input the model takes, ``<cls>`` included (NTv3: bases)."""
         return int(self.tokenizer.model_max_length)
 
     @property
     def default_window_tokens(self) -> int:
         """Tokens per window by default, ``<cls>`` included: the context the model was trained at
-        (:attr:`modeling_nt.NTConfig.default_window_tokens`; :attr:`max_tokens` for a config without it), at
-        most :attr:`max_tokens`."""
-        return min(self.max_tokens, int(getattr(self.model.config, "default_window_tokens", self.max_tokens)))
+        (:attr:`modeling_nt.NTConfig.default_window_tokens`; :attr:`max_tokens` for a config without it; NTv3:
+        ``trained_max_length`` bases, else 1 Mb), at most :attr:`max_tokens`."""
+        return min(self.max_tokens, self.rules.default_window_tokens)
 
     def score(self, windows: Sequence[VariantWindow]) -> list[tuple[dict[str, float], str]]:
         """(column -> score, note) per window, in input order (no windows: an empty list)."""
@@ -182,12 +192,8 @@ class VariantScorer:
         for window, ref, alt in zip(windows, ref_ids, alt_ids, strict=True):
             pair: dict[str, _Request | None] = {"ref": None, "alt": None, "masked": None}
             if self.embedding_scores:
-                pair["ref"] = _Request(
-                    ref, local=self._local_range(window.ref_seq, window.ref_span, len(ref))
-                )
-                pair["alt"] = _Request(
-                    alt, local=self._local_range(window.alt_seq, window.alt_span, len(alt))
-                )
+                pair["ref"] = self._embedding_request(window.ref_seq, window.ref_span, ref)
+                pair["alt"] = self._embedding_request(window.alt_seq, window.alt_span, alt)
             if "llr" in self.options.scores:
                 pair["masked"] = self._masked_request(window, ref, alt)
             pairs.append(pair)
@@ -195,68 +201,95 @@ class VariantScorer:
         return [self._pair_scores(pair) for pair in pairs]
 
     def _tokenize(self, sequences: list[str]) -> list[list[int]]:
+        """Tokenizer ids of each sequence (``<cls>`` first where the generation has it), unpadded: each request
+        pads its input (:meth:`benchmarks.generation.TokenRules.pad_ids`) and keeps the real length."""
         return self.tokenizer(sequences, add_special_tokens=True)["input_ids"]
 
+    def _embedding_request(self, sequence: str, span: tuple[int, int], ids: list[int]) -> _Request:
+        return _Request(
+            self.rules.pad_ids(ids), length=len(ids), local=self._local_range(sequence, span, len(ids))
+        )
+
     def _local_range(self, sequence: str, span: tuple[int, int], n_tokens: int) -> tuple[int, int]:
-        first, last = token_index_of_position(sequence, [span[0], span[1] - 1])
+        first, last = self.rules.token_span(sequence, span[0], span[1])
         flank = self.options.flank_tokens
-        return max(1, int(first) - flank), min(n_tokens, int(last) + flank + 1)
+        return max(self.rules.cls_offset, first - flank), min(n_tokens, last + flank + 1)
 
     def _masked_request(self, window: VariantWindow, ref: list[int], alt: list[int]) -> _Request | None:
         substitution = window.ref_span == window.alt_span and len(window.ref_seq) == len(window.alt_seq)
-        if not substitution or not np.array_equal(token_starts(window.ref_seq), token_starts(window.alt_seq)):
+        if not substitution or not self.rules.same_token_boundaries(window.ref_seq, window.alt_seq):
             return None
         changed = [index for index, (r, a) in enumerate(zip(ref, alt, strict=True)) if r != a]
-        masked_ids = list(ref)
+        masked_ids = self.rules.pad_ids(ref)
         for index in changed:
             masked_ids[index] = self.tokenizer.mask_token_id
         return _Request(
             masked_ids,
+            length=len(ref),
             masked=changed,
             ref_tokens=[ref[i] for i in changed],
             alt_tokens=[alt[i] for i in changed],
         )
 
+    def _batches(self, requests: list[_Request]) -> list[list[_Request]]:
+        """Requests sorted by length in batches of at most ``batch_size``; NTv3 batches hold one length only
+        (its convolutions would read the ``<pad>`` of shorter rows), so that batching never changes a score."""
+        ordered = sorted(requests, key=lambda request: len(request.ids))
+        batches: list[list[_Request]] = []
+        for request in ordered:
+            current = batches[-1] if batches else None
+            if (
+                current is None
+                or len(current) >= self.options.batch_size
+                or (self.rules.same_width_passes and len(request.ids) != len(current[0].ids))
+            ):
+                batches.append([request])
+            else:
+                current.append(request)
+        return batches
+
     def _run(self, requests: list[_Request]) -> None:
         """Forward passes in batches of similar length; fills each request's ``result``."""
         import torch
 
-        order = sorted(range(len(requests)), key=lambda index: len(requests[index].ids))
         pad_id = self.tokenizer.pad_token_id
-        want_hidden = bool(self.embedding_scores)
-        for offset in range(0, len(order), self.options.batch_size):
-            batch = [requests[index] for index in order[offset : offset + self.options.batch_size]]
+        layers = self.layers if self.embedding_scores else ()
+        for batch in self._batches(requests):
             width = max(len(request.ids) for request in batch)
             input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
             attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, request in enumerate(batch):
                 input_ids[row, : len(request.ids)] = torch.tensor(request.ids)
                 attention_mask[row, : len(request.ids)] = 1
+            inputs = {
+                "input_ids": input_ids.to(self.device),
+                "attention_mask": attention_mask.to(self.device),
+            }
             with torch.inference_mode():
-                output = self.model(
-                    input_ids=input_ids.to(self.device),
-                    attention_mask=attention_mask.to(self.device),
-                    output_hidden_states=want_hidden,
-                )
+                logits, states = self.rules.forward(self.model, inputs, layers, logits=True)
             for row, request in enumerate(batch):
-                request.result = self._reduce(output, row, request)
+                request.result = self._reduce(logits, states, row, request)
 
-    def _reduce(self, output: Any, row: int, request: _Request) -> Any:
+    def _reduce(self, logits: Any, states: dict[int, Any], row: int, request: _Request) -> Any:
+        """The masked request's LLR, or per region the list of one pooled vector per layer (the padding left
+        out: positions ``[cls_offset, length)``)."""
         import torch
 
         if request.masked is not None:
-            log_probs = torch.log_softmax(output.logits[row, request.masked].float(), dim=-1)
+            log_probs = torch.log_softmax(logits[row, request.masked].float(), dim=-1)
             columns = torch.arange(len(request.masked))
             alt = log_probs[columns, request.alt_tokens]
             ref = log_probs[columns, request.ref_tokens]
             return float((alt - ref).sum())
-        length = len(request.ids)
         first, end = request.local
-        stacked = torch.stack([output.hidden_states[layer][row].float() for layer in self.layers])
-        return {
-            "mean": stacked[:, 1:length].mean(dim=1).cpu().numpy(),
-            "local": stacked[:, first:end].mean(dim=1).cpu().numpy(),
-        }
+        pooled: dict[str, list[np.ndarray]] = {"mean": [], "local": []}
+        for layer in self.layers:
+            hidden, stride = states[layer][row].float(), self.rules.layer_stride(layer)
+            pooled["mean"].append(
+                mean_over(hidden, self.rules.cls_offset, request.length, stride).cpu().numpy()
+            )
+            pooled["local"].append(mean_over(hidden, first, end, stride).cpu().numpy())
+        return pooled
 
     def _pair_scores(self, pair: dict[str, _Request | None]) -> tuple[dict[str, float], str]:
         scores: dict[str, float] = {}
@@ -264,20 +297,23 @@ class VariantScorer:
         if self.embedding_scores:
             ref, alt = pair["ref"].result, pair["alt"].result
             for region in REGIONS:
-                values = embedding_scores(ref[region], alt[region])
-                for score in self.embedding_scores:
-                    for layer, value in zip(self.layers, values[score], strict=True):
-                        scores[f"{score}_{region}_L{layer}"] = float(value)
+                for index, layer in enumerate(self.layers):
+                    values = embedding_scores(ref[region][index], alt[region][index])
+                    for score in self.embedding_scores:
+                        scores[f"{score}_{region}_L{layer}"] = float(values[score])
         if "llr" in self.options.scores:
             masked = pair["masked"]
             scores["llr"] = masked.result if masked is not None else float("nan")
             if masked is None:
-                notes.append(LLR_UNDEFINED)
+                notes.append(
+                    LLR_UNDEFINED_SINGLE_BASE if self.rules.nucleotides_per_token == 1 else LLR_UNDEFINED
+                )
         return scores, "; ".join(notes)
 
 
 def embedding_scores(ref: np.ndarray, alt: np.ndarray) -> dict[str, np.ndarray]:
-    """Cosine similarity, dot product, L1 and L2 distance between rows of two ``[layers, hidden]`` arrays."""
+    """Cosine similarity, dot product, L1 and L2 distance between rows of two ``[layers, hidden]`` arrays (or
+    two vectors: scalars)."""
     dot = np.sum(ref * alt, axis=-1)
     norms = np.linalg.norm(ref, axis=-1) * np.linalg.norm(alt, axis=-1)
     return {
