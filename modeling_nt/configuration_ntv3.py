@@ -197,6 +197,12 @@ class NTv3Config(PreTrainedConfig):
     add_bias_ffn: ClassVar[bool] = False
 
     def __post_init__(self, **kwargs: Any) -> None:
+        # an official Hub config.json has the same model_type "ntv3" and the official field names
+        if "embed_dim" in kwargs:
+            raise ValueError(
+                "config.json is an official NTv3 Hub config (field 'embed_dim'), not this package's: convert the "
+                "checkpoint first with `nt convert --from ntv3-hub SRC OUT`"
+            )
         super().__post_init__(**kwargs)
         self.condition_vocab_sizes = [int(size) for size in self.condition_vocab_sizes or []]
         default_names = [f"condition_{i}" for i in range(len(self.condition_vocab_sizes))]

@@ -43,7 +43,7 @@ from .modeling_nt import (
 
 SOURCES = ("esm", "nt-v2-hub", "jax")
 #: What ``--from`` / ``source`` accepts: a layout of ``SOURCES``, or ``auto`` (read from the files).
-FROM_CHOICES = (*SOURCES, "auto", "segment-nt-jax", "segment-nt-hub")
+FROM_CHOICES = (*SOURCES, "auto", "segment-nt-jax", "segment-nt-hub", "ntv3-jax", "ntv3-hub")
 REPORT_FILE = "conversion_report.json"
 
 #: Haiku module path (after the root) -> our key prefix, and Haiku param name -> our param suffix.
@@ -184,8 +184,9 @@ def load_torch_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     raise FileNotFoundError(f"{directory}: no model.safetensors or pytorch_model.bin (nor a sharded index)")
 
 
-#: Every checkpoint layout :func:`detect_layout` names: ours, then the official ones (``SOURCES``).
-LAYOUTS = ("nt", "ntv3", *SOURCES)
+#: Every checkpoint layout :func:`detect_layout` names: ours, then the official ones (``SOURCES``, then the
+#: official NTv3 layouts of ``convert_ntv3``).
+LAYOUTS = ("nt", "ntv3", *SOURCES, "ntv3-jax", "ntv3-hub")
 
 
 def detect_layout(folder: str | Path) -> str | None:
@@ -195,18 +196,26 @@ def detect_layout(folder: str | Path) -> str | None:
     ``model_type: ntv3``), ``"esm"`` (v1 Hub:
     ``model_type: esm``, learned positions), ``"nt-v2-hub"`` (v2 Hub: ``model_type: esm`` with rotary positions
     or an ``auto_map`` to the remote ``esm_config``), ``"jax"`` (``hyperparams.json`` and no ``config.json``),
+    ``"ntv3-hub"`` / ``"ntv3-jax"`` (official NTv3 Hub folder / JAX export, ``convert_ntv3.ntv3_layout``),
     or None (no ``config.json``, or another ``model_type``). Raises ValueError for a ``config.json`` that is
     not a JSON object.
     """
+    from .convert_ntv3 import PARAMS_FILE, ntv3_layout
+
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():
-        return "jax" if (folder / "hyperparams.json").is_file() else None
+        if (folder / "hyperparams.json").is_file():
+            return "jax"
+        return "ntv3-jax" if (folder / PARAMS_FILE).is_file() else None
     config = _read_json(config_path)
     if not isinstance(config, dict):
         raise ValueError(f"{config_path}: not a JSON object")
     if config.get("model_type") == NTConfig.model_type:
         return "nt"
+    official_ntv3 = ntv3_layout(config, folder)
+    if official_ntv3 is not None:
+        return official_ntv3
     if config.get("model_type") == "ntv3":
         return "ntv3"
     return official_layout(config)
@@ -231,7 +240,9 @@ def check_source_layout(source: str, src: Path) -> str:
         model_type = _read_json(src / "config.json").get("model_type")
         raise ValueError(f"{src}/config.json: model_type {model_type!r} is not an official NT layout")
     if layout is None:
-        raise FileNotFoundError(f"{src}: neither config.json (esm, nt-v2-hub) nor hyperparams.json (jax)")
+        raise FileNotFoundError(
+            f"{src}: neither config.json (esm, nt-v2-hub, ntv3-hub, ntv3-jax) nor hyperparams.json (jax)"
+        )
     if source not in ("auto", layout):
         raise ValueError(f"{src} is a {layout} checkpoint, not {source}: use --from {layout}")
     return layout
@@ -384,13 +395,18 @@ def _build_model(config: NTConfig, state_dict: dict[str, torch.Tensor], source_p
 
 def load_source(
     source: str, src: str | Path, layer_norm_eps: float | None = None
-) -> tuple[NTForMaskedLM, dict]:
+) -> tuple[torch.nn.Module, dict]:
     """Read the official checkpoint folder ``src`` of layout ``source`` (``auto``: read from its files); returns
-    our model and the report fields (``source``: the layout read)."""
+    our model (``NTForMaskedLM``; for the NTv3 layouts ``convert_ntv3.load_ntv3_source``'s) and the report
+    fields (``source``: the layout read)."""
     if source not in FROM_CHOICES:
         raise ValueError(f"unknown source layout {source!r}; choose one of {FROM_CHOICES}")
     src = Path(src)
     source = check_source_layout(source, src)
+    if source in ("ntv3-jax", "ntv3-hub"):
+        from .convert_ntv3 import load_ntv3_source
+
+        return load_ntv3_source(source, src, layer_norm_eps)
     if source == "jax":
         hyperparams_file, params_file = src / "hyperparams.json", src / "pytree_ckpt.joblib"
         _refuse_segment_nt(_read_json(hyperparams_file), hyperparams_file, "segment-nt-jax")
@@ -454,7 +470,8 @@ def convert_checkpoint(
     overwrite: bool = False,
     **hub_options: Any,
 ) -> ConversionReport:
-    """Convert the official checkpoint ``src`` (layout ``source``: ``esm``, ``nt-v2-hub``, ``jax``, or ``auto``
+    """Convert the official checkpoint ``src`` (layout ``source``: ``esm``, ``nt-v2-hub``, ``jax``, the SegmentNT
+    and NTv3 layouts (``modeling_nt.convert_segment``, ``modeling_nt.convert_ntv3``), or ``auto``
     to read it from the files, :func:`detect_layout`) into our checkpoint directory ``out`` (config,
     safetensors, tokenizer, code files and ``conversion_report.json``). ``src`` is a folder or a Hub repository
     id (``InstaDeepAI/<repo>``: its config and weight files are fetched through ``huggingface_hub``;

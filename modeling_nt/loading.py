@@ -5,7 +5,8 @@ A spec is, in this order:
 - an existing folder: a strict load. Our layout (``config.json`` with ``model_type: nucleotide_transformer``)
   loads when every backbone weight is in the weights file with the shape the config implies; an official
   ESM (v1) or v2 Hub folder is converted on load with ``nt convert``'s key mapping (through transformers'
-  ``key_mapping`` hook); an official JAX folder is refused with the ``nt convert`` command that converts it.
+  ``key_mapping`` hook); an official JAX folder, NTv3 Hub folder or NTv3 JAX export is refused with the
+  ``nt convert`` command that converts it.
   Anything else (no ``config.json``, no weights, unreadable or truncated weights, weights that do not fit the
   config) is one error line naming the folder and what is wrong.
 - a preset name of ``PRESETS`` (NT v1/v2) or of the NTv3 presets: random weights (seeded), announced once per process on stderr (logger
@@ -284,6 +285,11 @@ def check_folder(folder: Path) -> str:
         raise ValueError(
             f"{folder} is an official JAX checkpoint (hyperparams.json + joblib): convert it first with "
             f"`{convert_command('jax', folder)}`"
+        )
+    if layout in ("ntv3-jax", "ntv3-hub"):
+        raise ValueError(
+            f"{folder} is an official NTv3 checkpoint ({layout}): convert it first with "
+            f"`{convert_command(layout, folder)}`"
         )
     if not (folder / "config.json").is_file():
         subfolders = [p.name for p in sorted(folder.iterdir()) if (p / "config.json").is_file()][:SHOWN_KEYS]

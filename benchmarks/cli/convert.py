@@ -1,4 +1,5 @@
-"""`nt convert`: turn an official NT checkpoint (ESM v1 Hub repo, v2 Hub repo or JAX folder) into ours."""
+"""`nt convert`: turn an official NT checkpoint (ESM v1 Hub repo, v2 Hub repo or JAX folder), SegmentNT or NTv3
+checkpoint (JAX export or Hub remote-code folder) into ours."""
 
 from __future__ import annotations
 
@@ -10,18 +11,21 @@ from pathlib import Path
 from ._args import check_writable_folder, positive_float
 
 #: ``modeling_nt.convert.FROM_CHOICES`` (not imported: building the parser stays torch-free; a test checks both).
-FROM_CHOICES = ("esm", "nt-v2-hub", "jax", "auto", "segment-nt-jax", "segment-nt-hub")
+FROM_CHOICES = ("esm", "nt-v2-hub", "jax", "auto", "segment-nt-jax", "segment-nt-hub", "ntv3-jax", "ntv3-hub")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "convert",
-        help="convert an official NT checkpoint into a Hugging Face-native one",
+        help="convert an official NT, SegmentNT or NTv3 checkpoint into a Hugging Face-native one",
         description="Convert an official NT checkpoint: 'esm' (v1 Hub repo loading with EsmForMaskedLM), "
         "'nt-v2-hub' (v2 Hub repo: config.json + weights), 'jax' (jax_model/ folder with hyperparams.json "
         "and pytree_ckpt.joblib, a pickle: convert only files you trust), 'auto' (the layout read from the "
         "files; the report names it), or SegmentNT: 'segment-nt-jax' (hyperparams.json with features + "
-        "pytree_ckpt.joblib) / 'segment-nt-hub' (remote-code config.json + weights). SRC is a folder or a Hub id (InstaDeepAI/<repo>: config and weight files "
+        "pytree_ckpt.joblib) / 'segment-nt-hub' (remote-code config.json + weights), or NTv3: 'ntv3-jax' (folder "
+        "with params.npz, the official Flax parameters by '.'-joined path, and config.json, the official "
+        "config fields: export snippet in modeling_nt/convert_ntv3.py) / 'ntv3-hub' (InstaDeepAI/NTv3_* "
+        "remote-code folder: config.json + core.* weights). SRC is a folder or a Hub id (InstaDeepAI/<repo>: config and weight files "
         "are fetched through huggingface_hub, HF_HUB_OFFLINE honoured; no code is fetched). OUT gets "
         "config.json (full auto_map), model.safetensors, the tokenizer, the code files and "
         "conversion_report.json.",
