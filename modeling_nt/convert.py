@@ -43,7 +43,10 @@ from .modeling_nt import (
 
 SOURCES = ("esm", "nt-v2-hub", "jax")
 #: What ``--from`` / ``source`` accepts: a layout of ``SOURCES``, or ``auto`` (read from the files).
-FROM_CHOICES = (*SOURCES, "auto", "segment-nt-jax", "segment-nt-hub", "ntv3-jax", "ntv3-hub")
+FROM_CHOICES = (*SOURCES, "auto", "segment-nt-jax", "segment-nt-hub", "ntv3", "ntv3-jax", "ntv3-hub")
+#: ``--from`` values that stand for several layouts, told apart by the files: ``ntv3`` = either official NTv3
+#: layout (the NNX parameter export or the Hub remote-code folder).
+SOURCE_FAMILIES = {"ntv3": ("ntv3-jax", "ntv3-hub")}
 REPORT_FILE = "conversion_report.json"
 
 #: Haiku module path (after the root) -> our key prefix, and Haiku param name -> our param suffix.
@@ -243,7 +246,7 @@ def check_source_layout(source: str, src: Path) -> str:
         raise FileNotFoundError(
             f"{src}: neither config.json (esm, nt-v2-hub, ntv3-hub, ntv3-jax) nor hyperparams.json (jax)"
         )
-    if source not in ("auto", layout):
+    if source not in ("auto", layout) and layout not in SOURCE_FAMILIES.get(source, ()):
         raise ValueError(f"{src} is a {layout} checkpoint, not {source}: use --from {layout}")
     return layout
 

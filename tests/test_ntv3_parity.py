@@ -197,14 +197,16 @@ def test_species_heads_follow_the_species_token_order(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("converted", [CASES[0]], indirect=True, ids=_case_id)
+@pytest.mark.parametrize("given", ["auto", "ntv3"])
 @pytest.mark.parametrize("source", ["ntv3-jax", "ntv3-hub"])
 def test_cli_conversion_saves_a_loadable_checkpoint(
-    converted: dict, source: str, tmp_path: Path, run_nt
+    converted: dict, source: str, given: str, tmp_path: Path, run_nt
 ) -> None:
-    result = run_nt("convert", "--from", "auto", converted["folders"][source], tmp_path / "out")
+    """``--from auto`` and ``--from ntv3`` (either official NTv3 layout) read the layout from the files."""
+    result = run_nt("convert", "--from", given, converted["folders"][source], tmp_path / "out")
     assert result.code == 0, result.err
     report = json.loads((tmp_path / "out" / REPORT_FILE).read_text())
-    assert report["source"] == source and report["detected"] is True
+    assert report["source"] == source
     model = load_model(tmp_path / "out", NTForMaskedLM)
     assert type(model) is NTv3ForMaskedLM
     with torch.no_grad():

@@ -11,7 +11,17 @@ from pathlib import Path
 from ._args import check_writable_folder, positive_float
 
 #: ``modeling_nt.convert.FROM_CHOICES`` (not imported: building the parser stays torch-free; a test checks both).
-FROM_CHOICES = ("esm", "nt-v2-hub", "jax", "auto", "segment-nt-jax", "segment-nt-hub", "ntv3-jax", "ntv3-hub")
+FROM_CHOICES = (
+    "esm",
+    "nt-v2-hub",
+    "jax",
+    "auto",
+    "segment-nt-jax",
+    "segment-nt-hub",
+    "ntv3",
+    "ntv3-jax",
+    "ntv3-hub",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
