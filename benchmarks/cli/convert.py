@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "'nt-v2-hub' (v2 Hub repo: config.json + weights), 'jax' (jax_model/ folder with hyperparams.json "
         "and pytree_ckpt.joblib, a pickle: convert only files you trust), 'auto' (the layout read from the "
         "files; the report names it), or SegmentNT: 'segment-nt-jax' (hyperparams.json with features + "
-        "pytree_ckpt.joblib) / 'segment-nt-hub' (remote-code config.json + weights), or NTv3: 'ntv3-jax' (folder "
+        "pytree_ckpt.joblib) / 'segment-nt-hub' (remote-code config.json + weights), or NTv3: 'ntv3' (either official layout, read from the files), 'ntv3-jax' (folder "
         "with params.npz, the official Flax parameters by '.'-joined path, and config.json, the official "
         "config fields: export snippet in modeling_nt/convert_ntv3.py) / 'ntv3-hub' (InstaDeepAI/NTv3_* "
         "remote-code folder: config.json + core.* weights). SRC is a folder or a Hub id (InstaDeepAI/<repo>: config and weight files "
