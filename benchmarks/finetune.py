@@ -21,6 +21,20 @@ Fine-tuning truncates sequences longer than the model's context (``tokenizer_for
 Adapters save and load on their own (:func:`load_adapter`; ``adapter_model.safetensors`` is kilobytes),
 :func:`push_adapter` publishes one with ``PeftModel.push_to_hub``, and :func:`save_merged` writes a merged model
 as an ordinary ``NTForSequenceClassification`` checkpoint.
+
+**NTv3** checkpoints and presets (``model_type`` ``ntv3``) fine-tune the same way, as
+``NTv3ForSequenceClassification`` (the head reads the mean of the base-resolution output over the real
+nucleotides; ``pooling`` can only be ``"mean"``). Batches are padded to a multiple of ``config.length_multiple``
+(``2 ** num_downsamples``) with ``N``, which the models saw in training, with attention_mask 0 on the padding:
+the padding is left out of the pooled mean and, block by block, out of the core's attention keys
+(:func:`data_collator`, :func:`predict`; the rule: :mod:`benchmarks.generation`). IA3 adapts the same core
+modules as for NT v1/v2 (keys, values, FFN activation): peft 0.21's IA3 has no ``torch.nn.Conv1d`` layer, so
+the convolution towers stay frozen. LoRA adapts the whole core (``query``/``key``/``value``/``output``,
+``fc1``/``fc2``) and every plain ``Conv1d`` of the towers (the kernel-5 convolution of each down block, the
+kernel-1 convolution of every residual block), but not the upsampling convolution of the up blocks: peft has
+no LoRA layer for ``ConvTranspose1d``, and the ``repeat+conv`` variant repeats positions inside its forward,
+where a LoRA side path would see the un-repeated input (:func:`lora_target_modules`). ``nt finetune`` trains
+sequence-level tasks only (classification, regression); per-nucleotide tasks are ``nt segment``'s.
 """
 
 from __future__ import annotations
@@ -48,6 +62,7 @@ from modeling_nt.fingerprint import (
 
 from .checks import require_at_least, require_positive
 from .folds import inner_split, stratified_folds
+from .generation import token_rules
 from .metrics import MAIN_METRIC, compute_metrics
 from .probing import task_type_of
 from .progress import is_terminal, trainer_progress_callback
@@ -57,6 +72,9 @@ METHODS = ("ia3", "lora", "full")
 IA3_TARGET_MODULES = ("key", "value", "fc2")
 IA3_FEEDFORWARD_MODULES = ("fc2",)
 LORA_TARGET_MODULES = ("query", "key", "value", "output")
+#: LoRA on NTv3: the transformer core's projections (the NT v1/v2 names) and FFN, plus the towers' Conv1d.
+NTV3_LORA_CORE_MODULES = ("query", "key", "value", "output", "fc1", "fc2")
+NTV3_LORA_TOWER_MODULES = ("conv_block.conv", "residual_block.block.conv")
 PAPER_DEFAULTS = {"learning_rate": 3e-3, "batch_size": 8, "steps": 10_000}
 
 
@@ -68,37 +86,65 @@ def load_classifier(model: Any, num_labels: int, *, pooling: str | None = None, 
             kept), a preset name (randomly initialised with ``seed``), or a loaded NT model (its backbone
             weights are copied).
         num_labels: number of classes; 1 for regression.
-        pooling: ``"cls"`` or ``"mean"`` for the head (default: the checkpoint's ``config.pooling``).
+        pooling: ``"cls"`` or ``"mean"`` for the head (default: the checkpoint's ``config.pooling``); NTv3
+            models pool the mean over real nucleotides only.
         seed: seed of the new head (and of the whole model for a preset).
 
+    Returns:
+        ``NTForSequenceClassification``, or ``NTv3ForSequenceClassification`` for an NTv3 model.
+
     Raises:
-        FileNotFoundError, ValueError: as :func:`modeling_nt.loading.load_model` (one line naming the problem).
+        FileNotFoundError, ValueError: as :func:`modeling_nt.loading.load_model` (one line naming the problem);
+            ValueError for ``pooling="cls"`` with an NTv3 model.
     """
     import torch
 
     from modeling_nt import NTForSequenceClassification, NTModel
-    from modeling_nt.loading import load_model, resolve_spec
+    from modeling_nt.loading import class_for, load_model, preset_config, resolve_spec
 
-    overrides: dict[str, Any] = {"num_labels": num_labels}
-    if pooling is not None:
-        overrides["pooling"] = pooling
-    if isinstance(model, str | Path) and isinstance(resolve_spec(model), str):
+    preset = resolve_spec(model) if isinstance(model, str | Path) else None
+    if isinstance(preset, str):
+        overrides = {"num_labels": num_labels, **head_pooling(preset_config(preset), pooling)}
         return load_model(model, NTForSequenceClassification, seed=seed, **overrides)
     backbone = load_model(model, NTModel) if isinstance(model, str | Path) else model.base_model
+    overrides = {"num_labels": num_labels, **head_pooling(backbone.config, pooling)}
     config = backbone.config.to_dict()
     for name in ("problem_type", "id2label", "label2id", "architectures"):
         config.pop(name, None)
     torch.manual_seed(seed)
-    classifier = NTForSequenceClassification(type(backbone.config).from_dict({**config, **overrides}))
-    classifier.nt.load_state_dict(backbone.state_dict())
+    new_config = type(backbone.config).from_dict({**config, **overrides})
+    classifier = class_for(new_config, NTForSequenceClassification)(new_config)
+    classifier.base_model.load_state_dict(backbone.state_dict())
     return classifier
+
+
+def head_pooling(config: Any, pooling: str | None) -> dict[str, str]:
+    """The config override that sets a new head's ``pooling`` (empty: keep the checkpoint's).
+
+    NTv3 heads always pool the mean over real nucleotides (there is no ``<cls>`` token): ``"mean"`` and None
+    give no override.
+
+    Raises:
+        ValueError: ``pooling`` is ``"cls"`` (or anything but ``"mean"``) for an NTv3 config.
+    """
+    if pooling is None:
+        return {}
+    if token_rules(config).cls_offset:  # the input starts with <cls>: both poolings exist
+        return {"pooling": pooling}
+    if pooling != "mean":
+        raise ValueError(
+            f"--pooling {pooling}: NTv3 models have no <cls> token; their classifier pools the mean over the "
+            "real nucleotides (give --pooling mean or leave it out)"
+        )
+    return {}
 
 
 def wrap_model(classifier: Any, method: str = "ia3", *, lora_rank: int = 8):
     """A trainable copy of a classifier for ``method``: a ``PeftModel`` for IA3/LoRA, the plain copy for full.
 
     ``classifier`` itself is not changed (PEFT injects its layers into the copy); the copy costs one model's
-    memory, released with ``classifier`` when the caller drops it.
+    memory, released with ``classifier`` when the caller drops it. The adapted modules: module docstring
+    (NTv3 LoRA: :func:`lora_target_modules`).
     """
     from peft import IA3Config, LoraConfig, TaskType, get_peft_model
 
@@ -116,13 +162,34 @@ def wrap_model(classifier: Any, method: str = "ia3", *, lora_rank: int = 8):
     else:
         config = LoraConfig(
             task_type=TaskType.SEQ_CLS,
-            target_modules=list(LORA_TARGET_MODULES),
+            target_modules=lora_target_modules(classifier),
             r=lora_rank,
             lora_alpha=2 * lora_rank,
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # peft reads a deprecated transformers attribute
         return get_peft_model(classifier, config)
+
+
+def lora_target_modules(classifier: Any) -> list[str]:
+    """Names of the modules LoRA adapts in ``classifier``: :data:`LORA_TARGET_MODULES` (suffixes) for NT
+    v1/v2; for NTv3 the full names of the core's :data:`NTV3_LORA_CORE_MODULES` and of the towers'
+    :data:`NTV3_LORA_TOWER_MODULES` that are plain ``torch.nn.Conv1d`` (the up blocks' upsampling convolutions
+    are left out: see the module docstring)."""
+    from torch import nn
+
+    if token_rules(classifier.config).generation != "v3":
+        return list(LORA_TARGET_MODULES)
+    prefix = classifier.base_model_prefix
+    names = []
+    for name, module in classifier.named_modules():
+        part, _, leaf = name.removeprefix(f"{prefix}.").partition(".")
+        rest = leaf.partition(".")[2]
+        core = part == "layers" and rest.rpartition(".")[2] in NTV3_LORA_CORE_MODULES
+        tower = part in ("down_blocks", "up_blocks") and rest in NTV3_LORA_TOWER_MODULES
+        if (core and isinstance(module, nn.Linear)) or (tower and type(module) is nn.Conv1d):
+            names.append(name)
+    return names
 
 
 def count_parameters(wrapped: Any) -> dict[str, int]:
@@ -133,7 +200,9 @@ def count_parameters(wrapped: Any) -> dict[str, int]:
     trainable = {name: p.numel() for name, p in wrapped.named_parameters() if p.requires_grad}
     head = sum(count for name, count in trainable.items() if any(name.endswith(h) for h in head_names))
     n_backbone = sum(
-        p.numel() for name, p in base.nt.named_parameters() if "ia3_l" not in name and "lora_" not in name
+        p.numel()
+        for name, p in base.base_model.named_parameters()
+        if "ia3_l" not in name and "lora_" not in name
     )
     return {
         "backbone": n_backbone,
@@ -152,12 +221,12 @@ def parameter_report(
     import torch
 
     from modeling_nt import NTForSequenceClassification
-    from modeling_nt.loading import load_config
+    from modeling_nt.loading import class_for, load_config
 
     config = load_config(model)
     config.num_labels = num_labels
     with torch.device("meta"):
-        classifier = NTForSequenceClassification(config)
+        classifier = class_for(config, NTForSequenceClassification)(config)
     counts = count_parameters(wrap_model(classifier, method, lora_rank=lora_rank))
     full_bytes = 4 * (counts["backbone"] + counts["head"])
     adapter_bytes = 4 * counts["trainable"] if method != "full" else full_bytes
@@ -205,7 +274,9 @@ def load_adapter(
     from peft import PeftModel
 
     classifier = load_classifier(model, num_labels, pooling=pooling, seed=seed)
-    return PeftModel.from_pretrained(classifier, str(adapter_dir)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # peft reads a deprecated transformers attribute
+        return PeftModel.from_pretrained(classifier, str(adapter_dir)).eval()
 
 
 def push_adapter(wrapped: Any, repo_id: str, **kwargs: Any) -> Any:
@@ -236,6 +307,7 @@ def predict(model: Any, tokenizer: Any, sequences: Sequence[str], batch_size: in
     from .inference import eval_mode
 
     sequences = as_sequence_list(sequences)
+    rules = token_rules(model.config)
     device = next(model.parameters()).device
     outputs = []
     with torch.inference_mode(), eval_mode(model):
@@ -244,10 +316,23 @@ def predict(model: Any, tokenizer: Any, sequences: Sequence[str], batch_size: in
                 list(sequences[start : start + batch_size]),
                 padding=True,
                 truncation=True,
+                pad_to_multiple_of=rules.length_multiple,
                 return_tensors="pt",
             )
+            batch = rules.fill_padding(batch)
             outputs.append(model(**batch.to(device)).logits.float().cpu().numpy())
     return np.concatenate(outputs)
+
+
+def data_collator(tokenizer: Any, config: Any) -> Any:
+    """The training batch builder of a model ``config``: ``DataCollatorWithPadding`` to the generation's length
+    multiple, the padding then filled by :meth:`benchmarks.generation.TokenRules.fill_padding` (NTv3: ``N``,
+    attention_mask 0, so it stays out of the pooled mean and of the core's attention keys)."""
+    from transformers import DataCollatorWithPadding
+
+    rules = token_rules(config)
+    pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=rules.length_multiple)
+    return lambda features: rules.fill_padding(pad(features))
 
 
 def score_logits(logits: np.ndarray, labels: np.ndarray, task_type: str) -> float:
@@ -287,7 +372,7 @@ def train_one(
 ) -> float:
     """Train with ``Trainer`` and keep the checkpoint of best validation score; returns that score."""
     import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import Trainer, TrainingArguments
 
     metric = MAIN_METRIC[task_type]
     eval_steps = eval_steps or max(1, steps // 10)
@@ -333,7 +418,7 @@ def train_one(
         eval_dataset=_tokenized(val_dataset, tokenizer),
         # no processing_class: the collator pads, and the Trainer would otherwise copy the tokenizer's unused
         # <bos>/<eos> ids into the model's config (with a warning on every fold)
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=data_collator(tokenizer, wrapped.config),
         compute_metrics=trainer_metrics,
         callbacks=lines,
     )
@@ -465,6 +550,10 @@ def run_finetuning(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     require_at_least(1, steps=steps, batch_size=batch_size, eval_steps=eval_steps, lora_rank=lora_rank)
     require_positive(learning_rate=learning_rate)
+    if pooling is not None:  # refused before any work (NTv3 heads pool the mean only)
+        from modeling_nt.loading import load_config
+
+        head_pooling(load_config(model) if isinstance(model, str | Path) else model.config, pooling)
     train, test = dataset_dict["train"], dataset_dict["test"]
     task_type = task_type_of(train)
     labels = np.asarray(train["label"])

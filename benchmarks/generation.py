@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ class TokenRules(ABC):
         default_window_tokens: tokens per window by default (the context the model was trained at).
         last_layer: hidden-state index of the model's final output (the default layer).
         pad_id, mask_id, cls_id: ids of ``<pad>``, ``<mask>`` and ``<cls>``.
+        vocab: token -> id of the generation's tokenizer.
         same_width_passes: a forward pass may only hold inputs of one length (convolutions would read the
             ``<pad>`` of shorter rows).
         packing: several windows may share one input row (block-diagonal attention).
@@ -87,6 +89,12 @@ class TokenRules(ABC):
         (NTv3: with ``N``); unchanged where any length is accepted."""
         return list(ids)
 
+    def fill_padding(self, batch: Any) -> Any:
+        """A padded tokenizer batch (``input_ids`` and ``attention_mask`` [B, T], torch or numpy) with the
+        generation's padding token at its padded positions (attention_mask 0), changed in place and returned:
+        unchanged (``<pad>``) for NT v1/v2, ``N`` for NTv3 (the attention_mask still marks the padding)."""
+        return batch
+
     @abstractmethod
     def check_window_tokens(self, window_tokens: Any) -> int:
         """``window_tokens`` (``--window-tokens``) checked: ValueError (one line) unless the model takes it."""
@@ -116,6 +124,17 @@ class TokenRules(ABC):
     def same_token_boundaries(self, ref: str, alt: str) -> bool:
         """Whether two sequences of equal length tokenize into tokens at the same positions."""
         raise NotImplementedError
+
+    @abstractmethod
+    def token_starts(self, sequence: str) -> np.ndarray:
+        """0-based base where each token of ``sequence`` starts (``<cls>`` and padding excluded): ``int64
+        [tokens]``; positions refer to the sequence after the input policy (whitespace removed)."""
+        raise NotImplementedError
+
+    @property
+    def chance_accuracy(self) -> float:
+        """Accuracy of a uniform guess of a full token among the A/C/G/T tokens: 1/4096 (6-mers), 1/4."""
+        return 1 / 4**self.nucleotides_per_token
 
     @abstractmethod
     def raw_token_ids(self, sequences: Sequence[str], max_tokens: int | None = None) -> np.ndarray:
@@ -193,6 +212,11 @@ class KmerRules(TokenRules):
 
         return np.array_equal(token_starts(ref), token_starts(alt))
 
+    def token_starts(self, sequence: str) -> np.ndarray:
+        from tokenization import token_starts
+
+        return np.asarray(token_starts(sequence), np.int64)
+
     def raw_token_ids(self, sequences: Sequence[str], max_tokens: int | None = None) -> np.ndarray:
         from tokenization import encode_batch
 
@@ -226,7 +250,7 @@ class SingleBaseRules(TokenRules):
         from tokenization import ntv3_vocabulary
         from tokenization.ntv3 import NTV3_MAX_LENGTH
 
-        vocab = ntv3_vocabulary()
+        self.vocab = vocab = ntv3_vocabulary()
         self.pad_id, self.mask_id, self.n_id = vocab["<pad>"], vocab["<mask>"], vocab["N"]
         self.cls_id = vocab["<cls>"]  # in the vocabulary, never added to inputs
         self.length_multiple = int(config.length_multiple)
@@ -259,6 +283,10 @@ class SingleBaseRules(TokenRules):
     def pad_ids(self, ids: Sequence[int]) -> list[int]:
         return list(ids) + [self.n_id] * (self.padded_length(len(ids)) - len(ids))
 
+    def fill_padding(self, batch: Any) -> Any:
+        batch["input_ids"][batch["attention_mask"] == 0] = self.n_id
+        return batch
+
     def check_window_tokens(self, window_tokens: Any) -> int:
         _require_int(window_tokens)
         multiple, limit = self.length_multiple, self.max_tokens
@@ -285,6 +313,12 @@ class SingleBaseRules(TokenRules):
 
     def same_token_boundaries(self, ref: str, alt: str) -> bool:
         return len(ref) == len(alt)
+
+    def token_starts(self, sequence: str) -> np.ndarray:
+        from tokenization import encode_ntv3_batch
+
+        encoded = encode_ntv3_batch([sequence], max_length=2**62, pad_to_multiple_of=None)
+        return np.arange(int(encoded["attention_mask"].sum()))
 
     def raw_token_ids(self, sequences: Sequence[str], max_tokens: int | None = None) -> np.ndarray:
         from tokenization import encode_ntv3_batch
@@ -325,6 +359,37 @@ def token_rules(source: Any) -> TokenRules:
     return KmerRules(config.tokenizer_version, config)
 
 
+def is_ntv3(source: Any) -> bool:
+    """Whether ``source`` is an NTv3 model: a model or config (``model_type == "ntv3"``), an NTv3 preset name,
+    or a checkpoint folder whose ``config.json`` says ``"model_type": "ntv3"`` (read, weights not loaded).
+    Anything else (an NT model, a Hub id not fetched, a path that does not exist) is False: the loader reports
+    its own problems."""
+    import json
+
+    from modeling_nt.configuration_ntv3 import PRESETS
+
+    if not isinstance(source, str | Path):
+        return getattr(getattr(source, "config", source), "model_type", None) == "ntv3"
+    config_file = Path(source).expanduser() / "config.json"
+    if config_file.is_file():
+        try:
+            return json.loads(config_file.read_text()).get("model_type") == "ntv3"
+        except (OSError, ValueError, AttributeError):
+            return False  # an unreadable config is the loader's to report
+    return isinstance(source, str) and source in PRESETS
+
+
+def refuse_ntv3(source: Any, where: str, why: str, flag: str = "--model") -> None:
+    """Refuse an NTv3 model where a command or function only supports NT v1/v2 (:func:`is_ntv3`).
+
+    Raises:
+        ValueError: one line: ``"<flag> <source> is an NTv3 model; <where> does not support NTv3: <why>"``.
+    """
+    if is_ntv3(source):
+        name = source if isinstance(source, str | Path) else type(source).__name__
+        raise ValueError(f"{flag} {name} is an NTv3 model; {where} does not support NTv3: {why}")
+
+
 def mean_over(states: Any, start: int, end: int, stride: int = BASE_RESOLUTION) -> Any:
     """Mean over input positions ``[start, end)`` of the state row covering each position (position ``p`` is
     row ``p // stride``): a plain row mean at stride 1; rows of downsampled states (NTv3 core layers) are
@@ -352,7 +417,9 @@ __all__ = [
     "KmerRules",
     "SingleBaseRules",
     "TokenRules",
+    "is_ntv3",
     "mean_over",
+    "refuse_ntv3",
     "rows_of",
     "token_rules",
 ]

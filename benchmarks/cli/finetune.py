@@ -26,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--eval-steps", type=positive_int, default=None, help="validation interval (default steps/10)"
     )
-    parser.add_argument("--pooling", choices=["cls", "mean"], default=None, help="head pooling")
+    parser.add_argument(
+        "--pooling",
+        choices=["cls", "mean"],
+        default=None,
+        help="head pooling (default: the checkpoint's; NTv3 models: mean over the real nucleotides only)",
+    )
     parser.add_argument("--lora-rank", type=positive_int, default=8, help="LoRA rank (default 8)")
     parser.add_argument(
         "--push-to-hub",
