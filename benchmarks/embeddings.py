@@ -133,14 +133,17 @@ def load_backbone(model: Any, dtype: str = "fp32", device: str | None = None, co
     from modeling_nt import NTModel
     from modeling_nt.loading import load_model
 
+    from .generation import refuse_conditioned
     from .inference import model_for_inference
 
     if dtype not in ("fp32", "bf16"):
         raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
     owned = isinstance(model, str | Path)  # loaded here: ours to convert in place
+    name = model if owned else type(model).__name__
     if owned:
         model = load_model(model, NTModel, seed=0)
     backbone = getattr(model, "base_model", model)
+    refuse_conditioned(backbone, name)  # a post-trained NTv3 model needs a species: not run here
     if device is None:
         device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32

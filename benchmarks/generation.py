@@ -379,15 +379,55 @@ def is_ntv3(source: Any) -> bool:
     return isinstance(source, str) and source in PRESETS
 
 
-def refuse_ntv3(source: Any, where: str, why: str, flag: str = "--model") -> None:
-    """Refuse an NTv3 model where a command or function only supports NT v1/v2 (:func:`is_ntv3`).
+#: Where NTv3 models are refused, and why: the one table of the commands that take NT v1/v2 models only.
+NTV3_UNSUPPORTED = {
+    "nt segment": "SegmentNT is a U-Net head on the 6-mer token embeddings of an NT v2 backbone (<cls> first, "
+    "2 downsamples); an NTv3 model is a U-Net of its own with one output per base",
+}
+
+
+def refuse_ntv3(source: Any, where: str, *, flag: str = "--model", name: Any = None) -> None:
+    """Refuse an NTv3 model (:func:`is_ntv3`) where ``where``, a key of :data:`NTV3_UNSUPPORTED`, takes NT v1/v2
+    models only. ``name``: how to name the model (default ``source``, or its class for a loaded model).
 
     Raises:
-        ValueError: one line: ``"<flag> <source> is an NTv3 model; <where> does not support NTv3: <why>"``.
+        ValueError: one line: ``"<flag> <name> is an NTv3 model; <where> does not support NTv3: <why>"``.
     """
     if is_ntv3(source):
-        name = source if isinstance(source, str | Path) else type(source).__name__
-        raise ValueError(f"{flag} {name} is an NTv3 model; {where} does not support NTv3: {why}")
+        name = name or (source if isinstance(source, str | Path) else type(source).__name__)
+        raise ValueError(
+            f"{flag} {name} is an NTv3 model; {where} does not support NTv3: {NTV3_UNSUPPORTED[where]}"
+        )
+
+
+def refuse_conditioned(model: Any, name: Any, *, flag: str = "--model") -> None:
+    """Refuse a post-trained NTv3 model (species-conditioned: ``config.condition_vocab_sizes``) where the model
+    is run without a condition (embeddings, variant scores, probes, the analyses).
+
+    Raises:
+        ValueError: one line naming the model, its species and what to give instead.
+    """
+    config = getattr(model, "config", model)
+    if getattr(config, "model_type", None) == "ntv3" and getattr(config, "condition_vocab_sizes", None):
+        species = ", ".join(config.supported_species) or "none named"
+        raise ValueError(
+            f"{flag} {name} is a post-trained NTv3 model, conditioned on a species ({species}); this command runs "
+            "models without a species condition: give a pre-trained NTv3 model (e.g. tiny-v3, ntv3-100m-pre) "
+            "or an NT v1/v2 model"
+        )
+
+
+def same_width_batches(lengths: Sequence[int], batch_size: int, rules: TokenRules) -> list[list[int]]:
+    """Indices of consecutive inputs of ``lengths`` tokens, at most ``batch_size`` per forward pass; where the
+    generation needs it (:attr:`TokenRules.same_width_passes`, NTv3) a pass only holds inputs of one length."""
+    batches: list[list[int]] = []
+    for index, length in enumerate(lengths):
+        last = batches[-1] if batches else None
+        if last and len(last) < batch_size and not (rules.same_width_passes and lengths[last[0]] != length):
+            last.append(index)
+        else:
+            batches.append([index])
+    return batches
 
 
 def mean_over(states: Any, start: int, end: int, stride: int = BASE_RESOLUTION) -> Any:
@@ -414,12 +454,15 @@ def rows_of(length: int, stride: int) -> int:
 
 
 __all__ = [
+    "NTV3_UNSUPPORTED",
     "KmerRules",
     "SingleBaseRules",
     "TokenRules",
     "is_ntv3",
     "mean_over",
+    "refuse_conditioned",
     "refuse_ntv3",
     "rows_of",
+    "same_width_batches",
     "token_rules",
 ]

@@ -313,8 +313,9 @@ def card_sizes(templates_dir: str | Path | None = None) -> dict[str, dict[str, A
 
 
 def card_size(model_name: str, sizes: dict[str, dict[str, Any]]) -> str:
-    """The size key matching a model name (``nt-v2-50m-hf`` -> ``v2-50m``; v1 keys match without ``v1-``)."""
-    name = model_name.lower()
+    """The size key matching a model name (``nt-v2-50m-hf`` -> ``v2-50m``; v1 keys match without ``v1-``; ``_``
+    reads as ``-``: ``NTv3_100M_pre`` -> ``ntv3-100m-pre``)."""
+    name = model_name.lower().replace("_", "-")
     matches = [
         key
         for key in sizes

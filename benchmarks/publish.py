@@ -115,8 +115,12 @@ def check_checkpoint(checkpoint_dir: str | Path) -> dict[str, Any]:
             f"{folder} is a PEFT adapter, not a checkpoint: merge it first "
             "(benchmarks.publish.finetuned_checkpoint, or `nt finetune --push-to-hub`)"
         )
-    layout = check_folder(folder)
-    if layout != "nt":
+    if _is_segmentation(folder):  # ours, model_type segment_nt: not an NT backbone layout
+        layout = "nt"
+        _check_segmentation_weights(folder)
+    else:
+        layout = check_folder(folder)
+    if layout not in ("nt", "ntv3"):
         raise ValueError(
             f"{folder} is an official {layout} checkpoint: convert it first with `{convert_command(layout, folder)}`"
         )
@@ -134,6 +138,59 @@ def check_checkpoint(checkpoint_dir: str | Path) -> dict[str, Any]:
             )
     _model_class(folder, config)
     return config
+
+
+def _is_segmentation(folder: Path) -> bool:
+    """Whether ``folder`` holds one of our SegmentNT checkpoints (``model_type: segment_nt``)."""
+    from modeling_nt.configuration_segment_nt import SegmentNTConfig
+
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        return False
+    try:
+        config = json.loads(config_file.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return False  # reported by check_folder
+    return isinstance(config, dict) and config.get("model_type") == SegmentNTConfig.model_type
+
+
+def _check_segmentation_weights(folder: Path) -> None:
+    from modeling_nt.loading import WEIGHT_FILES
+
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise FileNotFoundError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES[::2])}) beside config.json")
+
+
+def _load_strictly(folder: Path, model_class: type) -> Any:
+    """The checkpoint as ``model_class``: :func:`modeling_nt.loading.load_folder`, or for a SegmentNT folder
+    ``from_pretrained`` refusing missing, unexpected or mis-shaped weights."""
+    from modeling_nt.loading import _quiet_transformers, load_folder
+
+    if not _is_segmentation(folder):
+        return load_folder(folder, model_class)
+    import torch
+
+    with torch.device("meta"):
+        expected = model_class(model_class.config_class.from_pretrained(str(folder))).state_dict()
+    if (folder / "model.safetensors").is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "model.safetensors"), "pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (a safe_open handle is not iterable)
+                shape = tuple(handle.get_slice(key).get_shape())
+                if key in expected and shape != tuple(expected[key].shape):
+                    raise ValueError(
+                        f"{folder}/model.safetensors: {key} has shape {list(shape)}, config.json needs "
+                        f"{list(expected[key].shape)}"
+                    )
+    with _quiet_transformers():  # the missing keys are reported below, in one line
+        model, info = model_class.from_pretrained(str(folder), output_loading_info=True)
+    bad = {kind: info.get(kind) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    bad = {kind: sorted(map(str, keys))[:3] for kind, keys in bad.items() if keys}
+    if bad:
+        details = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(keys)}" for kind, keys in bad.items())
+        raise ValueError(f"{folder}: the weights do not fit config.json ({details})")
+    return model
 
 
 def _model_class(folder: Path, config: dict[str, Any]) -> type:
@@ -172,8 +229,6 @@ def stage_checkpoint(
         FileNotFoundError, NotADirectoryError, ValueError: as :func:`check_checkpoint`, bad results files,
             results without ``model_name``, an unknown or unguessable card size; all before anything is written.
     """
-    from modeling_nt.loading import load_folder
-
     from .leaderboard import check_card, render_model_card
 
     check_repo_id(repo_id)
@@ -186,7 +241,7 @@ def stage_checkpoint(
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists: give a new folder for the staged upload")
     model_class = _model_class(folder, config)
-    model = load_folder(folder, model_class)  # strict: weights that do not fit the config are refused here
+    model = _load_strictly(folder, model_class)  # weights that do not fit the config are refused here
     out_dir.mkdir(parents=True)
     for path in sorted(folder.iterdir()):
         if path.is_file() and not any(fnmatch.fnmatch(path.name, pattern) for pattern in TRAINING_STATE):
@@ -243,24 +298,75 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _plain_card(config: Any, model_name: str, repo_id: str) -> Any:
-    """A short card for a checkpoint without benchmark results: front matter and a usage snippet."""
+    """A short card for a checkpoint without benchmark results: front matter and a usage snippet (NTv3:
+    :func:`_ntv3_card_text`)."""
     from huggingface_hub import ModelCard, ModelCardData
 
+    from .generation import is_ntv3
+
+    architecture = (config.architectures or [""])[0]
+    segmentation = architecture == "NTForSegmentation"
     data = ModelCardData(
         model_name=model_name,
         library_name="transformers",
         pipeline_tag="fill-mask"
-        if "MaskedLM" in (config.architectures or [""])[0]
+        if "MaskedLM" in architecture
+        else "token-classification"
+        if segmentation or "TokenClassification" in architecture
+        else None
+        if architecture == "NTv3ForTracksPrediction"  # tracks and annotations: no Hub pipeline fits
         else "text-classification",
-        tags=["dna", "genomics", "biology", "nucleotide-transformer"],
+        tags=["dna", "genomics", "biology", "nucleotide-transformer"]
+        + (["segmentation"] if segmentation else [])
+        + (["ntv3"] if is_ntv3(config) else []),
     )
+    if is_ntv3(config):
+        return ModelCard(
+            f"---\n{data.to_yaml()}\n---\n\n# {model_name}\n\n{_ntv3_card_text(config, repo_id)}"
+        )
+    what = (
+        f"A SegmentNT checkpoint (per-nucleotide probabilities of {', '.join(config.features)}) on a "
+        if segmentation
+        else "A "
+    )
+    auto = "AutoModelForTokenClassification" if segmentation else "AutoModel"
     return ModelCard(
         f"---\n{data.to_yaml()}\n---\n\n# {model_name}\n\n"
-        f"A Nucleotide Transformer ({config.tokenizer_version}) checkpoint with {config.num_hidden_layers} "
+        f"{what}Nucleotide Transformer ({config.tokenizer_version}) {'backbone' if segmentation else 'checkpoint'} "
+        f"with {config.num_hidden_layers} "
         f"layers of width {config.hidden_size}, published with `nt push`. No benchmark results were given.\n\n"
-        "```python\nfrom transformers import AutoModel, AutoTokenizer\n\n"
+        f"```python\nfrom transformers import {auto}, AutoTokenizer\n\n"
         f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)\n'
-        f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)\n```\n'
+        f'model = {auto}.from_pretrained("{repo_id}", trust_remote_code=True)\n```\n'
+    )
+
+
+def _ntv3_card_text(config: Any, repo_id: str) -> str:
+    """The body of the plain card of an NTv3 checkpoint: what it is (pre-trained masked LM, post-trained
+    species-conditioned tracks model, or fine-tuned), its sizes, the input-length rule and a usage snippet."""
+    architecture = (config.architectures or [""])[0]
+    if architecture == "NTv3ForTracksPrediction":
+        tracks = sum(len(names) for names in config.bigwig_tracks_per_species.values())
+        species = ", ".join(config.supported_species)
+        what = (
+            f"post-trained, species-conditioned checkpoint ({species}) predicting {tracks} functional tracks "
+            f"and {len(config.bed_element_names)} genome-annotation classes"
+        )
+        auto = "AutoModel"  # the checkpoint's auto_map loads NTv3ForTracksPrediction
+    elif "MaskedLM" in architecture:
+        what, auto = "masked-language-model checkpoint", "AutoModelForMaskedLM"
+    else:
+        what, auto = f"checkpoint ({architecture})", "AutoModel"
+    multiple = config.length_multiple
+    return (
+        f"An NTv3 (Nucleotide Transformer v3) {what}: a U-Net over single-base tokens (A, T, C, G, N; "
+        f"{config.num_downsamples} downsamples, so an input must be a multiple of {multiple} bases long: pad "
+        f"with N) around a transformer core of {config.num_hidden_layers} layers of width {config.hidden_size}, "
+        "published with `nt push`. No benchmark results were given.\n\n"
+        f"```python\nfrom transformers import {auto}, AutoTokenizer\n\n"
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)\n'
+        f'model = {auto}.from_pretrained("{repo_id}", trust_remote_code=True)\n'
+        f'inputs = tokenizer(["A" * {multiple}], return_tensors="pt")  # lengths: multiples of {multiple}\n```\n'
     )
 
 

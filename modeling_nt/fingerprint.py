@@ -9,7 +9,8 @@ the same input, and its path is kept for the message only):
 - ``checkpoint`` (a model folder, or the snapshot folder of a Hub repository id, resolved as the loader
   resolves it: :func:`modeling_nt.loading.resolve_spec`): sha256 of ``config.json`` and of every weight file
   (``*.safetensors``, ``*.bin``, ``*.pt``, ``*.pth``), streamed;
-- ``preset`` (an ``NTConfig`` preset name: random weights from a fixed seed): the name;
+- ``preset`` (an NT or NTv3 preset name, ``modeling_nt.loading.PRESETS``: random weights from a fixed seed):
+  the name;
 - ``loaded`` (a model object): sha256 of its config and of its state dict's bytes;
 - ``file``: size and sha256 of the content; ``folder``: sha256 over its files' relative paths and hashes;
 - ``content`` (in-memory records: sequences, labels): count and sha256 of the values;
@@ -159,8 +160,7 @@ def model_fingerprint(model: Any) -> dict[str, Any]:
     """
     if not isinstance(model, str | Path):
         return _loaded_fingerprint(model)
-    from .configuration_nt import PRESETS
-    from .loading import resolve_spec
+    from .loading import PRESETS, resolve_spec  # NT and NTv3 presets
 
     if not Path(model).is_dir() and str(model) in PRESETS:
         return {"kind": "preset", "name": str(model)}

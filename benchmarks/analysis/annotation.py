@@ -376,11 +376,12 @@ def sample_mixed_windows(
     return windows
 
 
-def token_classes(sequence: str, base_labels: np.ndarray) -> np.ndarray:
-    """Class index of each token of ``sequence`` (``<cls>`` excluded): the class of the token's centre base."""
+def token_classes(sequence: str, base_labels: np.ndarray, rules: Any = None) -> np.ndarray:
+    """Class index of each token of ``sequence`` (``<cls>`` excluded): the class of the token's centre base.
+    ``rules``: the tokens' generation (:func:`benchmarks.generation.token_rules`; default 6-mers)."""
     from tokenization import token_starts
 
-    starts = token_starts(sequence)
+    starts = token_starts(sequence) if rules is None else rules.token_starts(sequence)
     ends = np.append(starts[1:], len(sequence))
     return base_labels[(starts + ends - 1) // 2]
 
@@ -452,3 +453,21 @@ def encode_windows(sequences: list[str], config: Any) -> dict[str, np.ndarray]:
             f"a window does not fit the model's context of {context} tokens (about {6 * (context - 1)} bp of "
             f"A/C/G/T); use a shorter window ({error})"
         ) from None
+
+
+def window_inputs(sequences: list[str], rules: Any) -> list[tuple[np.ndarray, int]]:
+    """Model inputs of window sequences under ``rules`` (:func:`benchmarks.generation.token_rules`): per window
+    ``(input ids, real tokens)``, ``<cls>`` first where the generation has one, NTv3 windows padded with ``N``
+    to ``length_multiple`` (``real tokens``: the window's own tokens, ``<cls>`` and padding excluded).
+
+    Raises:
+        ValueError: a window that does not fit the model's context (its index, token count and the limit).
+    """
+    inputs = [(rules.input_ids(content), real) for content, real in rules.encode(sequences)]
+    for index, (ids, _) in enumerate(inputs):
+        if len(ids) > rules.max_tokens:
+            raise ValueError(
+                f"window {index} ({len(ids)} tokens) does not fit the model's context of {rules.max_tokens} "
+                f"tokens (about {rules.window_bp(rules.max_tokens)} bp of A/C/G/T); use a shorter window"
+            )
+    return inputs

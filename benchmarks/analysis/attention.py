@@ -13,6 +13,11 @@ observed and expected shares; p-values of all (layer, head, class) tests are cor
 with Benjamini-Hochberg (``scipy.stats.false_discovery_control``). A head whose share for a class is enriched at
 q < alpha is "specialised" for it.
 
+NTv3: the transformer core attends between blocks of ``2 ** num_downsamples`` bases (one state per block, see
+:mod:`benchmarks.generation`), so the units above are blocks rather than tokens: a block's class is that of the
+centre of its bases (the ``N`` padding of the window's end excluded), and blocks of padding only are neither
+keys nor queries. ``attention_summary.json`` names the unit.
+
 Attention weights need the eager attention implementation; they are reduced per layer inside a forward hook, so
 memory stays at one layer's ``[batch, heads, tokens, tokens]`` map. Outputs in ``out_dir``:
 ``attention_shares.csv``, ``attention_summary.json``, ``attention_enrichment.png`` (heads x layers heatmap of
@@ -30,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import progress as report_progress
-from .annotation import LabelledWindow, encode_windows, token_classes
+from .annotation import LabelledWindow, token_classes, window_inputs
 from .outputs import prepare_out_dir, pyplot, save_figure, write_csv, write_json
 
 OUTPUT_FILES = (
@@ -56,11 +61,13 @@ SHARE_COLUMNS = (
 
 @dataclass
 class AttentionShares:
-    """Per window: ``observed [windows, layers, heads, classes]`` and ``expected [windows, classes]``."""
+    """Per window: ``observed [windows, layers, heads, classes]`` and ``expected [windows, classes]``; ``unit``:
+    what attends (``"token"``, or for NTv3 ``"block of <2**n> bases"``)."""
 
     observed: np.ndarray
     expected: np.ndarray
     classes: tuple[str, ...]
+    unit: str = "token"
 
 
 def load_eager_backbone(model: Any) -> Any:
@@ -75,12 +82,25 @@ def load_eager_backbone(model: Any) -> Any:
     return backbone
 
 
-def _class_onehot(windows: Sequence[LabelledWindow], width: int, n_classes: int) -> np.ndarray:
-    """``[batch, width, classes]`` one-hot of each token's class; zero rows for ``<cls>`` and padding."""
+def unit_classes(window: LabelledWindow, rules: Any) -> np.ndarray:
+    """Class index of each attention unit of a window (``<cls>`` and padding excluded): its tokens (the class
+    of their centre base), or for NTv3 its core blocks of ``2 ** num_downsamples`` bases (the centre of the
+    block's bases; the last block may be partly padding)."""
+    stride = rules.layer_stride(1)  # a core layer: NTv3 blocks; 1 (tokens) for NT v1/v2
+    if stride == 1:
+        return token_classes(window.sequence, window.base_labels, rules)
+    starts = np.arange(0, len(window.base_labels), stride)
+    ends = np.minimum(starts + stride, len(window.base_labels))
+    return window.base_labels[(starts + ends - 1) // 2]
+
+
+def _class_onehot(windows: Sequence[LabelledWindow], width: int, n_classes: int, rules: Any) -> np.ndarray:
+    """``[batch, width, classes]`` one-hot of each attention unit's class; zero rows for ``<cls>`` and
+    padding."""
     onehot = np.zeros((len(windows), width, n_classes), dtype=np.float32)
     for row, window in enumerate(windows):
-        labels = token_classes(window.sequence, window.base_labels)
-        onehot[row, 1 + np.arange(len(labels)), labels] = 1.0
+        labels = unit_classes(window, rules)
+        onehot[row, rules.cls_offset + np.arange(len(labels)), labels] = 1.0
     return onehot
 
 
@@ -94,10 +114,13 @@ def attention_shares(
     """Observed and expected attention shares per class (module docstring) of every window."""
     import torch
 
+    from benchmarks.generation import same_width_batches, token_rules
     from tokenization import as_sequence_list
 
     classes = as_sequence_list(classes, "classes")  # class names; a bare str is one class, not its letters
     backbone = load_eager_backbone(model)
+    rules = token_rules(backbone)
+    inputs = window_inputs([window.sequence for window in windows], rules)
     device = next(backbone.parameters()).device
     observed, expected = [], []
     captured: dict[int, torch.Tensor] = {}
@@ -112,16 +135,20 @@ def attention_shares(
 
     hooks = [layer.attention.register_forward_hook(reduce_layer) for layer in backbone.layers]
     try:
-        batches = range(0, len(windows), batch_size)
-        for start in report_progress(batches, desc="attention", unit="batches", enabled=progress):
-            batch = windows[start : start + batch_size]
-            encoded = encode_windows([window.sequence for window in batch], backbone.config)
-            onehot = _class_onehot(batch, encoded["input_ids"].shape[1], len(classes))
+        batches = same_width_batches([len(ids) for ids, _ in inputs], batch_size, rules)
+        for indices in report_progress(batches, desc="attention", unit="batches", enabled=progress):
+            batch = [windows[index] for index in indices]
+            width = max(len(inputs[index][0]) for index in indices)
+            input_ids = np.full((len(indices), width), rules.pad_id, dtype=np.int64)
+            for row, index in enumerate(indices):
+                input_ids[row, : len(inputs[index][0])] = inputs[index][0]
+            units = -(-width // rules.layer_stride(1))  # attention positions: tokens, or NTv3 core blocks
+            onehot = _class_onehot(batch, units, len(classes), rules)
             onehot_holder["classes"] = torch.from_numpy(onehot).to(device)
             with torch.inference_mode():
                 backbone(
-                    input_ids=torch.from_numpy(encoded["input_ids"]).to(device),
-                    attention_mask=torch.from_numpy(encoded["attention_mask"]).to(device),
+                    input_ids=torch.from_numpy(input_ids).to(device),
+                    attention_mask=torch.from_numpy((input_ids != rules.pad_id).astype(np.int64)).to(device),
                 )
             layers = [captured[index] for index in range(len(backbone.layers))]
             observed.append(torch.stack(layers, dim=1).cpu().numpy())
@@ -130,7 +157,9 @@ def attention_shares(
     finally:
         for hook in hooks:
             hook.remove()
-    return AttentionShares(np.concatenate(observed), np.concatenate(expected), tuple(classes))
+    stride = rules.layer_stride(1)
+    unit = "token" if stride == 1 else f"block of {stride} bases"
+    return AttentionShares(np.concatenate(observed), np.concatenate(expected), tuple(classes), unit)
 
 
 def enrichment_table(shares: AttentionShares, alpha: float = 0.05) -> list[dict]:
@@ -202,6 +231,7 @@ def analyze_attention(
     summary = {
         "model": model_name or model_name_of(model),
         "n_windows": len(windows),
+        "attention_unit": shares.unit,
         "classes": list(classes),
         "n_layers": int(shares.observed.shape[1]),
         "n_heads": int(shares.observed.shape[2]),

@@ -1,7 +1,8 @@
 """Unsupervised detection of genomic elements: do the mean embeddings of each layer separate element classes?
 
 For labelled sequences (windows of intergenic, promoter, intron, exon, 5'UTR, 3'UTR regions, or any classes),
-each layer's mean embeddings (:func:`benchmarks.embeddings.embed_sequences`, ``<cls>`` excluded) are
+each layer's mean embeddings (:func:`benchmarks.embeddings.embed_sequences`, ``<cls>`` and NTv3 padding
+excluded; NTv3 layers as in :mod:`benchmarks.generation`) are
 
 - scored: silhouette of the standardised embeddings, and the accuracy of a logistic regression in stratified
   k-fold cross-validation (against chance = the majority-class share);
@@ -153,13 +154,15 @@ def project_2d(features: np.ndarray, method: str | None = None, seed: int = 0) -
 def layer_features(
     model: Any, sequences: Sequence[str], layers: Sequence[int] | None, batch_size: int = 8
 ) -> dict[str, np.ndarray]:
-    """``{"layer <k>": mean embeddings [N, d]}`` for the chosen hidden states (default: all of them) and
-    ``{KMER_FEATURE: 6-mer frequencies}``."""
+    """``{"layer <k>": mean embeddings [N, d]}`` for the chosen hidden states (default: all of them, ``0 ..
+    last_layer`` of :func:`benchmarks.generation.token_rules`; NTv3: the core's states, then the
+    base-resolution output) and ``{KMER_FEATURE: 6-mer frequencies}``."""
     from benchmarks.embeddings import embed_sequences, load_backbone, resolve_layers
+    from benchmarks.generation import token_rules
 
     backbone = load_backbone(model)
-    num_layers = backbone.config.num_hidden_layers
-    layers = resolve_layers(layers, num_layers) if layers else list(range(num_layers + 1))
+    last_layer = token_rules(backbone).last_layer
+    layers = resolve_layers(layers, last_layer) if layers else list(range(last_layer + 1))
     embeddings = embed_sequences(backbone, sequences, layers=layers, pooling="mean", batch_size=batch_size)
     features = {f"layer {layer}": embeddings[layer] for layer in layers}
     features[KMER_FEATURE] = kmer_frequencies(sequences)
@@ -285,7 +288,7 @@ def plot_scores(scores: list[dict], path: str | Path) -> Path:
             label=f"best: layer {layers[best]}",
         )
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_xlabel("layer (0 = embeddings)")
+        axis.set_xlabel("hidden state (0 = embeddings; NTv3: core input .. base-resolution output)")
         axis.set_title(title)
         axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     figure.suptitle("Separation of element classes by layer")

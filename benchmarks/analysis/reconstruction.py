@@ -1,5 +1,5 @@
-"""Masked-token reconstruction: accuracy and perplexity of an NT masked LM, overall, per region class and at
-variant sites.
+"""Masked-token reconstruction: accuracy and perplexity of an NT masked LM (NT v1/v2: 6-mer tokens; NTv3: one
+token per base), overall, per region class and at variant sites.
 
 Masking (``<mask>`` for every chosen token; no random or kept tokens, unlike training):
 
@@ -11,7 +11,12 @@ A masked token is *correct* when the arg-max prediction is the original token; p
 ``exp(mean negative log-likelihood)`` of the original tokens. Tokens get the class of their centre base (see
 :mod:`.annotation`). At variant sites (SNVs of a VCF, REF checked against the FASTA) the token holding the
 variant position is masked, alone, in a window centred on it, and the REF token is scored. Chance accuracy is
-1/4096 (the 6-mers); a model predicting uniformly over the 4107-token vocabulary has perplexity 4107.
+1/4096 for 6-mers, 1/4 for single bases (``TokenRules.chance_accuracy``); a model predicting uniformly over its
+vocabulary has perplexity ``vocab_size`` (4107; NTv3 11).
+
+The token rules of the model's generation come from :func:`benchmarks.generation.token_rules`: NTv3 windows are
+padded with ``N`` to a multiple of ``2 ** num_downsamples`` bases (the padding is never masked or scored), and
+windows of different lengths never share a forward pass (the convolutions would read the padding).
 
 Outputs in ``out_dir``: ``reconstruction.json`` (summary), ``reconstruction_groups.csv`` (one row per group:
 overall, each class, variant sites), ``masked_tokens.csv`` (every scored token; ``position`` is the 0-based
@@ -30,11 +35,11 @@ from typing import Any
 import numpy as np
 
 from ..progress import progress as report_progress
-from .annotation import LabelledWindow, encode_windows, token_classes
+from .annotation import LabelledWindow, token_classes, window_inputs
 from .outputs import prepare_out_dir, pyplot, save_figure, write_csv, write_json
 
 MASKING_MODES = ("random", "every")
-CHANCE_ACCURACY = 1 / 4096
+CHANCE_ACCURACY = 1 / 4096  # 6-mers; per model: token_rules(model).chance_accuracy
 OUTPUT_FILES = ("reconstruction.json", "reconstruction_groups.csv", "masked_tokens.csv", "reconstruction.png")
 TOKEN_COLUMNS = ("source", "window", "chrom", "position", "class", "token", "predicted", "correct", "nll")
 GROUP_COLUMNS = ("group", "n_masked", "accuracy", "perplexity", "mean_nll")
@@ -42,7 +47,8 @@ GROUP_COLUMNS = ("group", "n_masked", "accuracy", "perplexity", "mean_nll")
 
 @dataclass
 class MaskRequest:
-    """One forward pass: token ids (``<cls>`` first) with ``positions`` to mask, and what to record of each."""
+    """One forward pass: input ids (``<cls>`` first where the generation has one; NTv3: ``N``-padded) with
+    ``positions`` (input positions) to mask, and what to record of each."""
 
     ids: np.ndarray
     positions: list[int]
@@ -63,17 +69,9 @@ def load_masked_lm(model: Any) -> Any:
     return load_scoring_model(model)[0].to("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _encode(sequences: Sequence[str], config: Any) -> list[np.ndarray]:
-    encoded = encode_windows(list(sequences), config)
-    lengths = encoded["attention_mask"].sum(axis=1)
-    return [row[:length] for row, length in zip(encoded["input_ids"], lengths, strict=True)]
-
-
-def _token_records(index: int, window: LabelledWindow, classes: Sequence[str]) -> list[dict]:
-    """What to record of each token of a window (in token order, ``<cls>`` excluded)."""
-    from tokenization import token_starts
-
-    labels = token_classes(window.sequence, window.base_labels)
+def _token_records(index: int, window: LabelledWindow, classes: Sequence[str], rules: Any) -> list[dict]:
+    """What to record of each token of a window (in token order, ``<cls>`` and padding excluded)."""
+    labels = token_classes(window.sequence, window.base_labels, rules)
     return [
         {
             "source": "window",
@@ -82,7 +80,7 @@ def _token_records(index: int, window: LabelledWindow, classes: Sequence[str]) -
             "position": window.start + int(start),
             "class": classes[label],
         }
-        for start, label in zip(token_starts(window.sequence), labels, strict=True)
+        for start, label in zip(rules.token_starts(window.sequence), labels, strict=True)
     ]
 
 
@@ -94,7 +92,9 @@ def window_requests(
     mask_rate: float = 0.15,
     seed: int = 0,
 ) -> list[MaskRequest]:
-    """Masking requests for the tokens of each window (module docstring)."""
+    """Masking requests for the tokens of each window (module docstring). ``config``: the model's config (or
+    anything :func:`benchmarks.generation.token_rules` takes)."""
+    from benchmarks.generation import token_rules
     from modeling_nt.pretraining.collator import NTMaskingCollator
     from tokenization import as_sequence_list
 
@@ -102,32 +102,36 @@ def window_requests(
 
     if mode not in MASKING_MODES:
         raise ValueError(f"masking mode must be one of {MASKING_MODES}, got {mode!r}")
+    rules = token_rules(config)
     masker = NTMaskingCollator(
-        config.tokenizer_version, mlm_probability=mask_rate, mask_replace_prob=1.0, random_replace_prob=0.0
+        rules.generation, mlm_probability=mask_rate, mask_replace_prob=1.0, random_replace_prob=0.0
     )
     rng = np.random.default_rng(seed)
     requests = []
-    encoded = _encode([window.sequence for window in windows], config)
-    for index, (window, ids) in enumerate(zip(windows, encoded, strict=True)):
-        records = _token_records(index, window, classes)
+    first = rules.cls_offset  # input position of the first sequence token
+    inputs = window_inputs([window.sequence for window in windows], rules)
+    for index, (window, (ids, real)) in enumerate(zip(windows, inputs, strict=True)):
+        records = _token_records(index, window, classes, rules)
         if mode == "every":
             requests += [
-                MaskRequest(ids, [position], [records[position - 1]]) for position in range(1, len(ids))
+                MaskRequest(ids, [position], [records[position - first]])
+                for position in range(first, first + real)
             ]
-        else:
-            positions = np.flatnonzero(masker.mask_tokens(ids, rng)[1] != -100).tolist()
+        else:  # the padding (NTv3 N) is never drawn
+            positions = np.flatnonzero(masker.mask_tokens(ids[: first + real], rng)[1] != -100).tolist()
             if positions:
                 requests.append(
-                    MaskRequest(ids, positions, [records[position - 1] for position in positions])
+                    MaskRequest(ids, positions, [records[position - first] for position in positions])
                 )
     return requests
 
 
 def variant_requests(vcf: str | Path, genome: Any, config: Any, window_bp: int) -> list[MaskRequest]:
     """One request per SNV of ``vcf``: the token holding it masked in a ``window_bp`` window centred on it."""
+    from benchmarks.generation import token_rules
     from benchmarks.variants.alleles import read_variant_alleles
-    from tokenization import token_index_of_position
 
+    rules = token_rules(config)
     requests, skipped = [], 0
     seen: set[tuple[str, int]] = set()
     for allele in read_variant_alleles(vcf):
@@ -143,7 +147,7 @@ def variant_requests(vcf: str | Path, genome: Any, config: Any, window_bp: int) 
         length = genome.lengths[contig]
         start = max(0, min(allele.pos - 1 - window_bp // 2, length - window_bp))
         sequence = genome.fetch(contig, start, min(start + window_bp, length))
-        position = int(token_index_of_position(sequence, allele.pos - 1 - start))
+        position = rules.token_span(sequence, allele.pos - 1 - start, allele.pos - start)[0]
         record = {
             "source": "variant",
             "window": -1,
@@ -151,7 +155,7 @@ def variant_requests(vcf: str | Path, genome: Any, config: Any, window_bp: int) 
             "position": allele.pos - 1,
             "class": "variant sites",
         }
-        requests.append(MaskRequest(_encode([sequence], config)[0], [position], [record]))
+        requests.append(MaskRequest(window_inputs([sequence], rules)[0][0], [position], [record]))
     if skipped:
         warnings.warn(
             f"{vcf}: skipped {skipped} non-SNV alleles or alleles on contigs absent from the FASTA",
@@ -164,27 +168,28 @@ def score_requests(
     model: Any, requests: Sequence[MaskRequest], batch_size: int = 8, progress: bool = True
 ) -> list[dict]:
     """Run the requests through the masked LM; returns their records with the true and predicted token, whether
-    the prediction is correct and the negative log-likelihood of the true token."""
+    the prediction is correct and the negative log-likelihood of the true token. At most ``batch_size``
+    requests per forward pass; NTv3: only requests of one length share a pass."""
     import torch
 
-    from tokenization import vocabulary
+    from benchmarks.generation import same_width_batches, token_rules
 
-    vocab = vocabulary(model.config.tokenizer_version)
-    tokens = {index: token for token, index in vocab.items()}
+    rules = token_rules(model)
+    tokens = {index: token for token, index in rules.vocab.items()}
     device = next(model.parameters()).device
     scored = []
-    batches = range(0, len(requests), batch_size)
-    for start in report_progress(batches, desc="reconstruction", unit="batches", enabled=progress):
-        batch = requests[start : start + batch_size]
+    batches = same_width_batches([len(request.ids) for request in requests], batch_size, rules)
+    for indices in report_progress(batches, desc="reconstruction", unit="batches", enabled=progress):
+        batch = [requests[index] for index in indices]
         width = max(len(request.ids) for request in batch)
-        input_ids = np.full((len(batch), width), vocab["<pad>"], dtype=np.int64)
+        input_ids = np.full((len(batch), width), rules.pad_id, dtype=np.int64)
         for row, request in enumerate(batch):
             input_ids[row, : len(request.ids)] = request.ids
-            input_ids[row, request.positions] = vocab["<mask>"]
+            input_ids[row, request.positions] = rules.mask_id
         with torch.inference_mode():
             logits = model(
                 input_ids=torch.from_numpy(input_ids).to(device),
-                attention_mask=torch.from_numpy((input_ids != vocab["<pad>"]).astype(np.int64)).to(device),
+                attention_mask=torch.from_numpy((input_ids != rules.pad_id).astype(np.int64)).to(device),
             ).logits
         log_probs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
         for row, request in enumerate(batch):
@@ -234,11 +239,13 @@ def analyze_reconstruction(
     """Reconstruction accuracy and perplexity (module docstring); returns the JSON summary.
 
     ``model_name`` is recorded in the summary (default :func:`benchmarks.results.model_name_of`)."""
+    from benchmarks.generation import token_rules
     from benchmarks.results import model_name_of
 
     out_dir = prepare_out_dir(out_dir, OUTPUT_FILES, overwrite)
     model_name = model_name or model_name_of(model)
     model = load_masked_lm(model)
+    rules = token_rules(model)
     requests = window_requests(windows, classes, model.config, mode, mask_rate, seed)
     if vcf is not None:
         requests += variant_requests(vcf, genome, model.config, variant_window_bp)
@@ -259,7 +266,7 @@ def analyze_reconstruction(
         "mode": mode,
         "mask_rate": mask_rate if mode == "random" else None,
         "n_windows": len(windows),
-        "chance_accuracy": CHANCE_ACCURACY,
+        "chance_accuracy": rules.chance_accuracy,
         "uniform_perplexity": model.config.vocab_size,
         "groups": groups,
     }
@@ -276,7 +283,12 @@ def plot_reconstruction(groups: Sequence[dict], summary: dict, path: str | Path)
     names = [f"{group['group']}\n(n={group['n_masked']})" for group in groups]
     figure, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(groups) + 4), 4), layout="constrained")
     for axis, key, reference, label in (
-        (axes[0], "accuracy", summary["chance_accuracy"], "chance (1/4096)"),
+        (
+            axes[0],
+            "accuracy",
+            summary["chance_accuracy"],
+            f"chance (1/{round(1 / summary['chance_accuracy'])})",
+        ),
         (axes[1], "perplexity", summary["uniform_perplexity"], "uniform guess"),
     ):
         bars = axis.bar(

@@ -81,7 +81,11 @@ def _register_elements(commands: argparse._SubParsersAction) -> None:
         "--class-column", default="class", help="class column of --sequences (default 'class')"
     )
     parser.add_argument(
-        "--layers", type=int, nargs="+", help="hidden-state indices (default: all, 0 = embeddings)"
+        "--layers",
+        type=int,
+        nargs="+",
+        help="hidden-state indices (default: all; 0 = embeddings; NTv3: 0 = core input, the last = the "
+        "base-resolution output)",
     )
     parser.add_argument(
         "--windows-per-class", type=positive_int, default=100, help="windows per class (default 100)"
@@ -102,7 +106,8 @@ def _register_attention(commands: argparse._SubParsersAction) -> None:
         help="per layer and head, attention share on each element type vs its token share",
         description="Sample windows holding at least two element classes; for each layer and head, compare the "
         "share of attention on tokens of each class with the share of those tokens (two-sided Wilcoxon over "
-        "windows, Benjamini-Hochberg correction); heads x layers enrichment heatmaps.",
+        "windows, Benjamini-Hochberg correction); heads x layers enrichment heatmaps. NTv3 models attend between "
+        "the core's blocks of 2**num_downsamples bases: blocks take the place of tokens.",
     )
     _common(parser)
     _genome_arguments(parser, annotation_required=True)

@@ -118,10 +118,12 @@ def load_scoring_model(spec: str | Path) -> tuple[Any, Any]:
     """(masked LM in eval mode, tokenizer) from a checkpoint folder (its LM head included; official ESM / v2
     Hub folders are converted on load) or a preset name (random weights from the caller's torch RNG state,
     announced on stderr). Errors as :func:`modeling_nt.loading.load_model`."""
+    from benchmarks.generation import refuse_conditioned
     from modeling_nt import NTForMaskedLM, tokenizer_for
     from modeling_nt.loading import load_model
 
     model = load_model(spec, NTForMaskedLM, seed=None)
+    refuse_conditioned(model, spec)  # a post-trained NTv3 model needs a species: not run here
     return model.eval(), tokenizer_for(model.config)
 
 
