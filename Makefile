@@ -1,4 +1,5 @@
-# `make demo` runs the main job on bundled data; `make test` runs the whole test suite.
+# `make demo` runs the main job on bundled data (`make demo-v3`: the same on a small NT v3 model); `make test`
+# runs the whole test suite.
 # Both create or reuse .venv. TORCH_SPEC picks the torch build (default: the CPU wheel pinned for these
 # machines); GPU users: `make test TORCH_SPEC="torch==2.9.1"` or any CUDA build they prefer.
 PYTHON ?= python3.11
@@ -6,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean-venv
+.PHONY: demo demo-v3 test lint venv clean-venv
 
 venv: $(STAMP)
 
@@ -20,6 +21,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/nt demo
+
+demo-v3: $(STAMP)
+	$(VENV)/bin/nt demo --generation v3
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

@@ -8,12 +8,19 @@ The chain, each step reusing its finished outputs on a rerun:
 3. on a subset of the bundled GUE ``prom_300_tata`` task: probe the pretrained model's layers (logistic regression
    and MLP, TPE search, cross-validation), the raw-token baseline, IA3 fine-tuning, and the BPNet baseline;
 4. leaderboard (markdown, CSV, PNG) and a Hub model card with the results.
+
+``--generation v3`` (``make demo-v3``) runs the chain on NT v3 instead, in ``OUT/ntv3``: step 1 is skipped (the
+6-mer summary does not apply), step 2 pretrains a small single-base U-Net (``configs/demo_v3.yaml``: the
+``tiny-v3`` layout widened, a 512 -> 1024 bp length curriculum) and compares its held-out loss with the entropy
+of the held-out nucleotide frequencies; the model card is left out (the Hub card templates describe NT v1/v2
+checkpoints). About 4 minutes of one CPU core (it runs single-threaded).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._args import check_writable_folder, fold_count, positive_int
@@ -24,6 +31,31 @@ GENOME = BUNDLED_DATA / "chr20_GRCh37_slice.fa.gz"
 TASK_DIR = BUNDLED_DATA / "gue" / "prom" / "prom_300_tata"
 TASK = "prom_300_tata"
 MODEL_NAME = "nt-tiny-chr20-demo"
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What differs between the generations' demos: the pretraining run, the model's name, the steps run."""
+
+    config: str  #: name of the pretraining YAML in ``modeling_nt/pretraining/configs``
+    model_name: str
+    description: str  #: of the pretraining step
+    tokenize: bool  #: step 1, the 6-mer token summary
+    model_card: bool  #: a Hub card (templates for NT v1/v2 only)
+    subfolder: str = ""  #: of ``--out`` holding this generation's outputs
+
+
+PLANS = {
+    "v2": DemoPlan("demo.yaml", MODEL_NAME, "the tiny NT model (6-mer tokens, NT recipe)", True, True),
+    "v3": DemoPlan(
+        "demo_v3.yaml",
+        "ntv3-tiny-chr20-demo",
+        "a small NT v3 U-Net (single bases, 512 -> 1024 bp curriculum)",
+        False,
+        False,
+        "ntv3",
+    ),
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ia3-steps", type=positive_int, default=300, help="IA3 steps per fold (default 300)"
     )
+    parser.add_argument(
+        "--generation",
+        choices=sorted(PLANS),
+        default="v2",
+        help="v2: the tiny 6-mer NT model (default); v3: a small single-base NT v3 U-Net",
+    )
     parser.set_defaults(func=run)
 
 
@@ -65,17 +103,23 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)  # the tiny model gains nothing from more threads; on a busy machine they contend
     out: Path = check_writable_folder(args.out)
+    plan = PLANS[args.generation]
+    out = out / plan.subfolder if plan.subfolder else out  # the generations' runs never mix
     out.mkdir(parents=True, exist_ok=True)
-    started = _step(f"1/5 Tokenizing the bundled human chr20 slice ({GENOME.name})")
-    nt(["tokenize", str(GENOME)])
-    _done(started)
+    model_name = plan.model_name
+    if plan.tokenize:
+        started = _step(f"1/5 Tokenizing the bundled human chr20 slice ({GENOME.name})")
+        nt(["tokenize", str(GENOME)])
+        _done(started)
+    else:
+        print("\n== 1/5 Token summary: skipped (single-base tokens: one per nucleotide) ==", flush=True)
 
-    pretraining = pretrain(out / "pretrain")
+    pretraining = pretrain(out / "pretrain", plan)
     model_dir = Path(pretraining["model_dir"])
     task_data = task_subset(args.train_size, args.test_size, out / "cache")
 
     results = []
-    started = _step(f"3/5 Probing {MODEL_NAME} on GUE {TASK} (+ raw-token baseline)")
+    started = _step(f"3/5 Probing {model_name} on GUE {TASK} (+ raw-token baseline)")
     from benchmarks.probing import run_probing
 
     results += run_probing(
@@ -83,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         task_data,
         TASK,
         out / "probing",
-        model_name=MODEL_NAME,
+        model_name=model_name,
         trials=args.trials,
         folds=args.folds,
         batch_size=32,
@@ -96,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         TASK,
         out / "finetune",
         method="ia3",
-        model_name=MODEL_NAME,
+        model_name=model_name,
         steps=args.ia3_steps,
         eval_steps=50,
         folds=min(args.folds, 3),
@@ -108,13 +152,15 @@ def run(args: argparse.Namespace) -> int:
     results.append(bpnet_baseline(task_data, out / "bpnet_state.json"))
     _done(started)
 
-    started = _step("5/5 Leaderboard and model card")
+    started = _step("5/5 Leaderboard" + (" and model card" if plan.model_card else ""))
     from benchmarks.leaderboard import render_model_card, write_leaderboard
     from benchmarks.results import save_results
 
     save_results(results, out / "results.json", overwrite=True)
     paths = write_leaderboard(results, out / "leaderboard")
-    card = render_model_card(results, MODEL_NAME, out / "model_card", size="tiny")
+    card = (
+        render_model_card(results, model_name, out / "model_card", size="tiny") if plan.model_card else None
+    )
     print((out / "leaderboard" / "leaderboard.md").read_text())
     _done(started)
 
@@ -126,26 +172,53 @@ def run(args: argparse.Namespace) -> int:
     print(f"  all results (JSON)     {out / 'results.json'}")
     for kind, path in paths.items():
         print(f"  leaderboard ({kind}){' ' * (9 - len(kind))}{path}")
-    print(f"  model card             {card}")
+    if card is not None:
+        print(f"  model card             {card}")
     return 0
 
 
-def pretrain(output_dir: Path) -> dict:
-    """Pretrain the tiny preset on the bundled chr20 slice and report it against the unigram baseline."""
+def pretrain(output_dir: Path, plan: DemoPlan = PLANS["v2"]) -> dict:
+    """Pretrain the demo model of ``plan`` on the bundled chr20 slice and report it against the unigram
+    baseline (of the training split; for NT v3 also of the held-out nucleotides' own frequencies)."""
     from modeling_nt.pretraining.trainer import DEMO_CONFIG, PretrainingConfig, run_pretraining
 
-    started = _step("2/5 Pretraining the tiny NT model on 2 Mb of chr20 (masked LM, NT recipe)")
-    config = PretrainingConfig.from_yaml(DEMO_CONFIG, output_dir=str(output_dir))
+    started = _step(f"2/5 Pretraining {plan.description} on 2 Mb of chr20 (masked LM)")
+    config = PretrainingConfig.from_yaml(DEMO_CONFIG.with_name(plan.config), output_dir=str(output_dir))
     result = run_pretraining(config)
-    baseline = result["baseline"]
-    print(
-        f"   held-out masked-token loss {result['masked_loss']:.3f} nats "
-        f"(6-mer unigram baseline {baseline['entropy_nats']:.3f}); masked accuracy "
-        f"{result['masked_accuracy']:.4f} (unigram {baseline['accuracy']:.4f}); "
-        f"{'beats' if result['beats_baseline'] else 'does NOT beat'} the baseline"
-    )
+    print(pretraining_summary(result))
     _done(started)
     return {**result, "model_dir": str(output_dir / "final")}
+
+
+def pretraining_summary(result: dict) -> str:
+    """The pretraining figures of a ``run_pretraining`` result in a few lines: held-out loss and accuracy
+    against the unigram baselines, steps, record lengths, training time."""
+    baseline, name = result["baseline"], result.get("baseline_name", "6-mer unigram")
+    lines = [
+        f"   held-out masked-token loss {result['masked_loss']:.3f} nats ({name} baseline of the training split "
+        f"{baseline['entropy_nats']:.3f}); masked accuracy {result['masked_accuracy']:.4f} (unigram "
+        f"{baseline['accuracy']:.4f}); {'beats' if result['beats_baseline'] else 'does NOT beat'} the baseline"
+    ]
+    held = result.get("held_out_baseline")
+    if held and name == "nucleotide unigram":  # for 6-mers the held-out plug-in entropy is biased low
+        margin = held["entropy_nats"] - result["masked_loss"]
+        lines.append(
+            f"   entropy of the held-out nucleotide frequencies {held['entropy_nats']:.3f} nats "
+            f"({held['tokens']} bases): the model is {abs(margin):.3f} nats per masked base "
+            f"{'below' if margin > 0 else 'ABOVE'} it"
+        )
+    runtime = next((e["train_runtime"] for e in result.get("log_history", []) if "train_runtime" in e), None)
+    stages = result.get("length_curriculum")
+    lines.append(
+        f"   {result['global_step']} optimizer steps"
+        + (
+            f", records {' -> '.join(f'{length} bp (step {step})' for step, length in stages)}"
+            if stages
+            else ""
+        )
+        + (f", {runtime:.0f} s of training" if runtime is not None else "")
+    )
+    return "\n".join(lines)
 
 
 def task_subset(train_size: int, test_size: int, cache_dir: Path):

@@ -46,11 +46,25 @@ _OVERRIDES = {
 }
 
 
+def curriculum_stages(text: str) -> list[list[int]]:
+    """``"0:1024,400:4096"`` -> ``[[0, 1024], [400, 4096]]`` (the stages' rules are checked with the config)."""
+    stages = []
+    for part in text.split(","):
+        step, _, length = part.strip().partition(":")
+        if not (step.strip().isdigit() and length.strip().isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"expected STEP:LENGTH_BP stages separated by commas (e.g. 0:1024,400:4096), got {part.strip()!r}"
+            )
+        stages.append([int(step), int(length)])
+    return stages
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pretrain",
         help="pretrain an NT model with masked language modelling (Trainer)",
-        description="Pretrain an NT preset on genome FASTA files with the NT MLM recipe. Settings come from "
+        description="Pretrain an NT preset on genome FASTA files with the NT MLM recipe (NT v3 presets such as "
+        "tiny-v3 or ntv3-8m-pre: single-base tokens and a record-length curriculum). Settings come from "
         "--config (YAML; see modeling_nt/pretraining/configs/example.yaml) and are overridden by flags.",
     )
     parser.add_argument("--config", type=Path, help="YAML file of PretrainingConfig fields")
@@ -62,6 +76,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue from the last checkpoint in the output dir"
     )
     parser.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    parser.add_argument(
+        "--length-curriculum",
+        type=curriculum_stages,
+        metavar="STEP:BP,...",
+        help="NT v3 presets: record length (bp) from each optimizer step on, e.g. 0:1024,400:4096 (overrides "
+        "the config's length_curriculum)",
+    )
     for flag, kind in _OVERRIDES.items():
         parser.add_argument(flag, type=kind, help=f"overrides the config's {flag[2:].replace('-', '_')}")
     parser.add_argument(
@@ -82,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if args.train_genome
         else None,
         held_out=args.held_out,
+        length_curriculum=args.length_curriculum,
         resume=args.resume or None,
         gradient_checkpointing=args.gradient_checkpointing,
     )
@@ -118,20 +140,32 @@ def _end_distributed() -> None:
 
 
 def print_summary(results: dict) -> None:
-    """One table of the held-out metrics against the unigram baseline."""
+    """One table of the held-out metrics against the unigram baseline (6-mers for NT v1/v2, nucleotides for v3:
+    of the training split, and of the held-out tokens themselves where recorded)."""
     baseline = results["baseline"]
+    name = results.get("baseline_name", "6-mer unigram")
     print(
         f"\nsteps {results['global_step']}  processes {results['world_size']}  "
         + ("(reused)" if results.get("reused") else "")
     )
     if "masked_loss" in results:
-        print(f"{'':28}{'held-out model':>16}{'6-mer unigram':>16}")
+        held = results.get("held_out_baseline")
+        print(f"{'':28}{'held-out model':>16}{name:>20}" + (f"{'(held-out freqs)':>18}" if held else ""))
         print(
-            f"{'masked-token loss (nats)':28}{results['masked_loss']:>16.4f}{baseline['entropy_nats']:>16.4f}"
+            f"{'masked-token loss (nats)':28}{results['masked_loss']:>16.4f}{baseline['entropy_nats']:>20.4f}"
+            + (f"{held['entropy_nats']:>18.4f}" if held else "")
         )
-        print(f"{'masked-token accuracy':28}{results['masked_accuracy']:>16.4f}{baseline['accuracy']:>16.4f}")
-        print(f"{'perplexity':28}{results['perplexity']:>16.1f}")
+        print(
+            f"{'masked-token accuracy':28}{results['masked_accuracy']:>16.4f}{baseline['accuracy']:>20.4f}"
+            + (f"{held['accuracy']:>18.4f}" if held else "")
+        )
+        print(f"{'perplexity':28}{results['perplexity']:>16.2f}")
         print(f"beats the baseline: {results['beats_baseline']}")
+        if held:
+            print(f"beats the held-out frequencies: {results['beats_held_out_baseline']}")
+    if results.get("length_curriculum"):
+        stages = ", ".join(f"{length} bp from step {step}" for step, length in results["length_curriculum"])
+        print(f"record lengths: {stages}")
     if results.get("loss_curve"):
         print(f"loss curve: {results['loss_curve']}")
     print(json.dumps({"results": str(Path(results["config"]["output_dir"]) / "results.json")}))

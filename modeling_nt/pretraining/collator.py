@@ -1,9 +1,10 @@
-"""The NT masked-language-model collator (BERT 80/10/10 over 6-mer tokens).
+"""The NT masked-language-model collator (BERT 80/10/10 over 6-mer tokens, or single bases for NT v3).
 
 Of the non-special tokens, each is selected with probability ``mlm_probability`` (15%); a selected token
-becomes ``<mask>`` with probability ``mask_replace_prob`` (80%), a random *standard* token (a 6-mer or a single
-nucleotide, never a special token) with probability ``random_replace_prob`` (10%; 0 switches it off as in the
-1000 Genomes runs, the share then stays unchanged), and stays unchanged otherwise. ``<cls>``, padding and the
+becomes ``<mask>`` with probability ``mask_replace_prob`` (80%), a random *standard* token (v1/v2: a 6-mer or a
+single nucleotide; v3: one of A, T, C, G, N; never a special token) with probability ``random_replace_prob``
+(10%; 0 switches it off as in the 1000 Genomes runs, the share then stays unchanged), and stays unchanged
+otherwise. The layouts come from :func:`~modeling_nt.pretraining.tokens.mlm_vocabulary`. ``<cls>``, padding and the
 other special tokens are never selected. Labels hold the original id at selected positions and -100 elsewhere.
 
 An example may carry a ``mask_seed`` (any int or list of ints): its mask is then drawn from that seed alone,
@@ -20,15 +21,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokenization import vocabulary
 from tokenization.vocab import MASK, PAD, SPECIAL_TOKENS
+
+from .tokens import mlm_vocabulary
 
 IGNORE_INDEX = -100
 
 
 @dataclass
 class NTMaskingCollator:
-    """Pad a list of ``{"input_ids": [...]}`` examples and apply MLM masking; returns torch tensors."""
+    """Pad a list of ``{"input_ids": [...]}`` examples and apply MLM masking; returns torch tensors.
+
+    ``version`` is the token layout ("v1", "v2" or "v3"); ``pad_to_length`` a fixed width (None: the longest
+    example of the batch).
+    """
 
     version: str = "v2"
     mlm_probability: float = 0.15
@@ -44,7 +50,7 @@ class NTMaskingCollator:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.mask_replace_prob + self.random_replace_prob > 1:
             raise ValueError("mask_replace_prob + random_replace_prob must not exceed 1")
-        vocab = vocabulary(self.version)
+        vocab = mlm_vocabulary(self.version)
         self.pad_id = vocab[PAD]
         self.mask_id = vocab[MASK]
         self.special_ids = np.array(sorted(vocab[token] for token in SPECIAL_TOKENS))

@@ -6,7 +6,9 @@ random start offset, and sources are drawn by their sampling weights (the multis
 one pass over the held-out regions at offset 0. Tokenization uses the numpy batch path
 (:func:`tokenization.encode_batch`). Every example carries a ``mask_seed`` so that the MLM masks depend only on
 the data position, not on a global random state: a resumed run then sees exactly the batches of an
-uninterrupted one.
+uninterrupted one. NT v3 streams cut records into pieces of the length of the current
+:class:`~modeling_nt.pretraining.curriculum.LengthCurriculum` stage; the token layout of each generation is
+in :mod:`.tokens`.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from tokenization import encode_batch, vocabulary
 from tokenization.vocab import SPECIAL_TOKENS
 
+from .curriculum import LengthCurriculum
 from .genome import ChunkingConfig, GenomeReader, GenomeRecord, Region, parse_region
+from .tokens import check_generation, encode_records, mlm_vocabulary
 
 
 class RecordReader(Protocol):
@@ -91,8 +94,11 @@ class GenomeMLMDataset(torch.utils.data.IterableDataset):
     Args:
         sources: the genomes and their sampling weights.
         chunking: record geometry, N rule and contig filters.
-        version: tokenizer id layout ("v1" or "v2").
+        version: token layout ("v1", "v2": 6-mers; "v3": single bases, :mod:`.tokens`).
         max_tokens: records are truncated to this many tokens (with ``<cls>``).
+        curriculum: cut each record into consecutive pieces of the curriculum's length at the example being
+            yielded (remainders shorter than that are dropped); required for "v3", whose inputs must be
+            multiples of ``2 ** num_downsamples`` long.
         split: "train" (endless, random offsets, mixture, shuffle) or "validation" (one pass, offset 0).
         held_out: regions removed from training and used for validation.
         seed: seed of offsets, mixture draws, shuffling and masks.
@@ -112,6 +118,7 @@ class GenomeMLMDataset(torch.utils.data.IterableDataset):
         seed: int = 0,
         shuffle_buffer: int = 0,
         tokenize_batch_size: int = 64,
+        curriculum: LengthCurriculum | None = None,
     ) -> None:
         super().__init__()
         if not sources:
@@ -128,7 +135,9 @@ class GenomeMLMDataset(torch.utils.data.IterableDataset):
         self.shuffle_buffer = shuffle_buffer if split == "train" else 0
         self.tokenize_batch_size = tokenize_batch_size
         self.epoch = 0
-        vocabulary(version)  # validates the version early
+        self.curriculum = curriculum
+        if check_generation(version) == "v3" and curriculum is None:
+            raise ValueError("single-base (v3) records need a length curriculum (one stage at least)")
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Trainer/accelerate at every epoch: reseeds offsets, draws, shuffling and masks."""
@@ -173,20 +182,31 @@ class GenomeMLMDataset(torch.utils.data.IterableDataset):
             records = _shuffled(
                 records, self.shuffle_buffer, np.random.default_rng([self.seed, self.epoch, 2, worker_id])
             )
+        sequences: Iterator[str] = (record.sequence for record in records)
+        if self.curriculum is not None:
+            sequences = self._pieces(sequences, worker_id, num_workers)
         counter = itertools.count()
-        for batch in _batched(records, self.tokenize_batch_size):
-            encoded = encode_batch(
-                [record.sequence for record in batch],
-                self.version,
-                max_length=self.max_tokens,
-                truncation=True,
-            )
+        for batch in _batched(sequences, self.tokenize_batch_size):
+            encoded = encode_records(batch, self.version, self.max_tokens)
             lengths = encoded["attention_mask"].sum(axis=1)
             for ids, length in zip(encoded["input_ids"], lengths, strict=True):
                 yield {
                     "input_ids": ids[:length],
                     "mask_seed": [self.seed, self.epoch, worker_id, next(counter)],
                 }
+
+    def _pieces(self, sequences: Iterator[str], worker_id: int, num_workers: int) -> Iterator[str]:
+        """Consecutive pieces of each sequence, each of the curriculum length of the example it becomes."""
+        index = 0
+        for sequence in sequences:
+            start = 0
+            while True:
+                length = self.curriculum.length_of_example(index, worker_id, num_workers)
+                if start + length > len(sequence):
+                    break
+                yield sequence[start : start + length]
+                start += length
+                index += 1
 
 
 def sources_from_config(
@@ -217,17 +237,29 @@ def token_unigram_baseline(
     """Entropy (nats) and top-1 accuracy of the token unigram distribution of ``records``.
 
     This is the loss and masked-token accuracy of a model that ignores context and predicts the training
-    frequency of each token (6-mers, plus the few single-nucleotide tokens at run ends); special tokens are
-    not counted.
+    frequency of each token (6-mers, plus the few single-nucleotide tokens at run ends, for v1/v2; the
+    nucleotides A, T, C, G, N for v3); special tokens are not counted.
     """
-    vocab = vocabulary(version)
+
+    def token_ids() -> Iterator[np.ndarray]:
+        for batch in _batched(records, 256):
+            encoded = encode_records([record.sequence for record in batch], version, max_tokens)
+            yield encoded["input_ids"][encoded["attention_mask"].astype(bool)]
+
+    return unigram_of_ids(token_ids(), version)
+
+
+def unigram_of_ids(token_ids: Iterable[Sequence[int]], version: str) -> dict[str, float]:
+    """Entropy (nats), top-1 accuracy and count of the non-special tokens among ``token_ids`` (id arrays of
+    the layout ``version``): the baseline of :func:`token_unigram_baseline`, from ids already made.
+
+    Raises:
+        ValueError: no non-special token at all.
+    """
+    vocab = mlm_vocabulary(version)
     counts = np.zeros(len(vocab), dtype=np.int64)
-    for batch in _batched(records, 256):
-        encoded = encode_batch(
-            [record.sequence for record in batch], version, max_length=max_tokens, truncation=True
-        )
-        ids = encoded["input_ids"][encoded["attention_mask"].astype(bool)]
-        counts += np.bincount(ids, minlength=len(vocab))
+    for ids in token_ids:
+        counts += np.bincount(np.asarray(ids, dtype=np.int64).ravel(), minlength=len(vocab))
     for token in SPECIAL_TOKENS:
         counts[vocab[token]] = 0
     total = int(counts.sum())
