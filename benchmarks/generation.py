@@ -353,8 +353,10 @@ def token_rules(source: Any) -> TokenRules:
         return source
     if isinstance(source, str):
         return KmerRules(source)
+    from modeling_nt import generation_of
+
     config = getattr(source, "config", source)
-    if getattr(config, "model_type", None) == "ntv3":
+    if generation_of(config) == "v3":
         return SingleBaseRules(config)
     return KmerRules(config.tokenizer_version, config)
 
@@ -366,10 +368,11 @@ def is_ntv3(source: Any) -> bool:
     its own problems."""
     import json
 
+    from modeling_nt import generation_of
     from modeling_nt.configuration_ntv3 import PRESETS
 
     if not isinstance(source, str | Path):
-        return getattr(getattr(source, "config", source), "model_type", None) == "ntv3"
+        return generation_of(source) == "v3"
     config_file = Path(source).expanduser() / "config.json"
     if config_file.is_file():
         try:
@@ -408,7 +411,7 @@ def refuse_conditioned(model: Any, name: Any, *, flag: str = "--model") -> None:
         ValueError: one line naming the model, its species and what to give instead.
     """
     config = getattr(model, "config", model)
-    if getattr(config, "model_type", None) == "ntv3" and getattr(config, "condition_vocab_sizes", None):
+    if is_ntv3(config) and getattr(config, "condition_vocab_sizes", None):
         species = ", ".join(config.supported_species) or "none named"
         raise ValueError(
             f"{flag} {name} is a post-trained NTv3 model, conditioned on a species ({species}); this command runs "

@@ -7,7 +7,7 @@ where this package is not installed (``trust_remote_code=True``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from transformers import (
     AutoConfig,
@@ -72,6 +72,16 @@ for _auto_class, _model_class in _NTV3_AUTO_CLASSES.items():
 NTv3ForTracksPrediction.register_for_auto_class("AutoModel")  # its checkpoints' AutoModel (code files saved)
 
 
+def generation_of(config: Any) -> str:
+    """The NT generation of a model config (or of a model: its ``config``): ``"v3"`` for an NTv3 config
+    (``model_type == "ntv3"``), else the config's 6-mer layout ``tokenizer_version`` (``"v1"`` / ``"v2"``). The
+    one place that tells the generations apart; everything generation-dependent asks it."""
+    config = getattr(config, "config", config)
+    if getattr(config, "model_type", None) == NTv3Config.model_type:
+        return "v3"
+    return config.tokenizer_version
+
+
 def tokenizer_for(config: NTConfig) -> PreTrainedTokenizerBase:
     """The fast tokenizer matching ``config``: id layout ``config.tokenizer_version``, and a maximum length of
     ``config.max_tokens`` tokens (1000 for v1, 2048 for v2).
@@ -79,7 +89,7 @@ def tokenizer_for(config: NTConfig) -> PreTrainedTokenizerBase:
     NTv3 (``config.model_type == "ntv3"``): the single-base tokenizer, padding batches with ``<pad>`` to a
     multiple of ``2 ** config.num_downsamples``; maximum length ``config.max_tokens`` where the config has
     one, else 1 Mb (:func:`tokenization.build_ntv3_tokenizer`)."""
-    if getattr(config, "model_type", None) == "ntv3":
+    if generation_of(config) == "v3":
         from tokenization import build_ntv3_tokenizer
 
         return build_ntv3_tokenizer(
@@ -107,5 +117,6 @@ __all__ = [
     "NTv3ForTracksPrediction",
     "NTv3Model",
     "SegmentNTConfig",
+    "generation_of",
     "tokenizer_for",
 ]

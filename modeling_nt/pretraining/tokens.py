@@ -32,10 +32,10 @@ def check_generation(version: str) -> str:
 
 
 def generation_of(model_config: Any) -> str:
-    """The token layout of a model config: ``"v3"`` for an ``NTv3Config``, else its ``tokenizer_version``."""
-    if getattr(model_config, "model_type", None) == "ntv3":
-        return "v3"
-    return check_generation(model_config.tokenizer_version)
+    """The token layout of a model config (:func:`modeling_nt.generation_of`), checked."""
+    from .. import generation_of as generation
+
+    return check_generation(generation(model_config))
 
 
 def mlm_vocabulary(version: str) -> dict[str, int]:
