@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.analysis.annotation import table_lines
+from benchmarks.generation import refuse_ntv3
 from modeling_nt.configuration_segment_nt import SEGMENT_NT_FEATURES
 from modeling_nt.pretraining.genome import Region, normalize_genome_sequence, parse_region, split_intervals
 
@@ -548,12 +549,14 @@ def train_segmentation(
     eval_windows: int = 32,
     seed: int = 0,
     threshold: float = 0.5,
+    warmup_steps: int = 0,
     fingerprint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` (an ``NTForSegmentation``-like module: ``forward(input_ids, attention_mask, labels)``
     -> ``.loss``, ``.logits [B, L, C, 2]``) on windows sampled outside ``held_out``; evaluate per-class MCC /
     AUPRC on windows tiling ``held_out`` against the per-class prior; write ``OUT/results.json`` and the
-    model (``OUT/model``). Returns the results."""
+    model (``OUT/model``). Returns the results. The learning rate rises linearly over ``warmup_steps`` (default
+    0) and then decays linearly to 0."""
     import torch
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
@@ -575,6 +578,7 @@ def train_segmentation(
         max_steps=steps,
         per_device_train_batch_size=batch_size,
         learning_rate=learning_rate,
+        warmup_steps=warmup_steps,
         seed=seed,
         report_to=[],
         save_strategy="no",
@@ -598,6 +602,7 @@ def train_segmentation(
         "classes": list(classes),
         "method": method,
         "steps": steps,
+        "warmup_steps": args.warmup_steps,
         "window_nt": length,
         "train_windows": len(train),
         "eval_windows": len(evaluation),
@@ -724,6 +729,24 @@ def predict_region(
     return stitch(predict, end - start, window, overlap, num_classes)
 
 
+def rescale_rotary_for_window(model: Any, window_tokens: int) -> float:
+    """Apply the official SegmentNT rule for windows longer than the model was trained on, and return the
+    rotary rescaling factor in use: when ``window_tokens + 1`` (``<cls>`` included) exceeds
+    ``config.trained_max_tokens`` (5,001 for the released checkpoints: 30 kb) the factor becomes
+    ``(window_tokens + 1) / 2048`` (:func:`modeling_nt.configuration_segment_nt.rescaling_factor_for`; e.g.
+    49,992 nt = 8,332 tokens + ``<cls>`` -> 4.0688) and the rotary frequencies are recomputed. A model without
+    ``trained_max_tokens`` (a preset, a new head) or a window within it keeps its factor."""
+    from modeling_nt.configuration_segment_nt import rescaling_factor_for
+
+    config = model.config
+    trained = getattr(config, "trained_max_tokens", None)
+    if trained and window_tokens + 1 > trained and config.position_embedding_type == "rotary":
+        config.rotary_rescaling_factor = rescaling_factor_for(window_tokens + 1)
+        rotary = model.nt.rotary_emb
+        rotary.inv_freq = rotary.compute_inv_freq(config).to(rotary.inv_freq.device)
+    return float(config.rotary_rescaling_factor)
+
+
 def _runs(values: np.ndarray) -> Iterator[tuple[int, int, float]]:
     change = np.flatnonzero(np.diff(values)) + 1
     bounds = np.concatenate([[0], change, [len(values)]])
@@ -807,6 +830,7 @@ def planned_num_downsamples(spec: str | Path) -> int:
     folder's config; 2, the SegmentNT value, for a new head on an NT backbone)."""
     from modeling_nt.configuration_segment_nt import PRESETS
 
+    refuse_ntv3(spec, "nt segment")  # before the window check, which would misread an NTv3 config
     if isinstance(spec, str) and spec in PRESETS and not Path(spec).is_dir():
         return int(PRESETS[spec].get("num_downsamples", 2))
     config_file = Path(spec).expanduser() / "config.json"
@@ -855,6 +879,7 @@ def load_segmentation_model(
             )
         return model
     backbone = load_model(spec, NTModel, seed=seed)
+    refuse_ntv3(backbone, "nt segment", name=spec)
     values = {
         k: v
         for k, v in backbone.config.to_dict().items()

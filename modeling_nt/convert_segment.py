@@ -10,7 +10,9 @@
   ``[in, out, K]`` (a flipped-kernel correlation), so transposed kernels are also reversed along K. The LM head
   of the backbone is stored but unused (dropped, listed in the report).
 - ``segment-nt-hub``: a Hub remote-code folder: ``config.json`` (``model_type: esm`` with rotary positions, plus
-  ``features``, ``num_layers_head``, ``rescaling_factor``) and weights named ``esm.*`` (the v2 backbone table of
+  ``features`` (the first revisions have only ``num_features: 14``), ``num_layers_head`` (U-Net levels, checked
+  against the weights), ``rescaling_factor`` (``null`` in the first revisions: no rescaling, as their remote
+  code reads it; 2.44140625 later)) and weights named ``esm.*`` (the v2 backbone table of
   ``modeling_nt._HUB_KEYS``), ``unet._downsample_blocks.{i}.conv_layers.{j}``, ``unet._upsample_blocks.{i}.
   conv_layers.{j}``, ``unet.final_block.conv_layers.{j}`` and ``fc``, all in PyTorch layout.
 """
@@ -25,7 +27,12 @@ import numpy as np
 import torch
 
 from .configuration_nt import config_from_hub, official_layout
-from .configuration_segment_nt import SEGMENT_NT_CONTEXT_TOKENS, SEGMENT_NT_RESCALING_FACTOR, SegmentNTConfig
+from .configuration_segment_nt import (
+    SEGMENT_NT_CONTEXT_TOKENS,
+    SEGMENT_NT_FEATURES,
+    SEGMENT_NT_RESCALING_FACTOR,
+    SegmentNTConfig,
+)
 from .convert import (
     _JAX_PARAMS,
     _hub_state_dict,
@@ -69,9 +76,16 @@ _JAX_UNUSED = re.compile(r"~/(esm_)?roberta_lm_head/~/(lm_head_fc_1|lm_head_laye
 
 
 def _features(values: dict[str, Any], file: Path) -> list[str]:
-    features = values.get("features")
+    """The class names: the ``features`` list, or (Hub ``config.json`` of the first ``InstaDeepAI/segment_nt``
+    revisions, which has only ``"num_features": 14``) the 14 released classes. A ``num_features`` that
+    disagrees with the list is refused."""
+    features, count = values.get("features"), values.get("num_features")
+    if features is None and count == len(SEGMENT_NT_FEATURES):
+        return list(SEGMENT_NT_FEATURES)
     if not isinstance(features, list) or not features or not all(isinstance(name, str) for name in features):
         raise ValueError(f"{file}: no 'features' list of class names: not a SegmentNT checkpoint")
+    if count is not None and count != len(features):
+        raise ValueError(f"{file}: num_features is {count!r} but 'features' lists {len(features)} classes")
     return features
 
 
@@ -176,6 +190,12 @@ def _load_hub(src: Path, layer_norm_eps: float | None) -> tuple[SegmentNTConfig,
     state, ignored = _hub_state_dict(backbone, backbone_config)
     state = {key: value for key, value in state.items() if key.startswith("nt.")} | head
     config = _segment_config(backbone_config, features, factor, state, config_file)
+    levels = hub_config.get("num_layers_head")
+    if levels is not None and levels != config.num_downsamples:
+        raise ValueError(
+            f"{config_file}: num_layers_head is {levels!r} but the weights hold {config.num_downsamples} "
+            "U-Net downsample blocks"
+        )
     return config, state, unused + ignored, len(source_state)
 
 

@@ -57,6 +57,16 @@ def hub_weights_not_tensors(tmp_path: Path) -> tuple[Path, str]:
     return folder, "segment-nt-hub"
 
 
+def hub_num_layers_head_disagrees(tmp_path: Path) -> tuple[Path, str]:
+    """config.json says 3 U-Net levels, the weights hold 2 (a config copied from another head)."""
+    return write_segment_hub(tmp_path / "hub", num_layers_head=3), "segment-nt-hub"
+
+
+def hub_num_features_disagrees(tmp_path: Path) -> tuple[Path, str]:
+    """num_features 14 (the released classes) beside a 3-class features list edited by hand."""
+    return write_segment_hub(tmp_path / "hub", num_features=14), "segment-nt-hub"
+
+
 def segment_hub_as_nt_v2_hub(tmp_path: Path) -> tuple[Path, str]:
     return write_segment_hub(tmp_path / "hub"), "nt-v2-hub"
 
@@ -75,6 +85,16 @@ CASES: list[tuple[str, Callable[[Path], tuple[Path, str]], tuple[str, ...]]] = [
         ("head.fc", "14 classes", "lists 3 features"),
     ),
     ("truncated head", hub_missing_head_block, ("missing", "head.up_blocks.1")),
+    (
+        "num_layers_head vs weights",
+        hub_num_layers_head_disagrees,
+        ("config.json", "num_layers_head is 3", "2 U-Net downsample blocks"),
+    ),
+    (
+        "num_features vs features",
+        hub_num_features_disagrees,
+        ("config.json", "num_features is 14", "3 classes"),
+    ),
     ("negative rescaling factor", jax_negative_rescaling, ("hyperparams.json", "rescaling_factor", "-2.44")),
     ("JAX folder as Hub", jax_folder_given_as_hub, ("no config.json",)),
     ("HTML instead of weights", hub_weights_not_tensors, ("model.safetensors", "cannot read")),

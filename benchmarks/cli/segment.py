@@ -59,6 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch-size", type=positive_int, default=4)
     train.add_argument("--lr", type=positive_float, default=1e-3)
     train.add_argument(
+        "--warmup-steps",
+        type=non_negative_int,
+        default=0,
+        help="linear learning-rate warmup steps (default 0)",
+    )
+    train.add_argument(
         "--window-tokens", type=positive_int, default=64, help="6-mer tokens per window (default 64: 384 nt)"
     )
     train.add_argument("--train-windows", type=positive_int, default=256)
@@ -82,7 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--window-tokens",
         type=positive_int,
         default=5000,
-        help="6-mer tokens per window (default 5000: 30 kb)",
+        help="6-mer tokens per window (default 5000: 30 kb; up to 8332 = 49,992 nt, where a checkpoint trained on "
+        "30 kb gets the official rotary rescaling factor (tokens + 1) / 2048)",
     )
     predict.add_argument(
         "--overlap",
@@ -127,6 +134,7 @@ def run_train(args: argparse.Namespace) -> int:
                 "--method",
                 "--loss",
                 "--steps",
+                "--warmup-steps",
                 "--lr",
                 "--window-tokens",
                 "--seed",
@@ -149,6 +157,7 @@ def run_train(args: argparse.Namespace) -> int:
         eval_windows=args.eval_windows,
         seed=args.seed,
         threshold=args.threshold,
+        warmup_steps=args.warmup_steps,
         fingerprint=fingerprint,
     )
     for name, entry in results["metrics"].items():
@@ -187,6 +196,10 @@ def run_predict(args: argparse.Namespace) -> int:
     genome = seg.read_genome(args.fasta, [args.region.contig] if args.region else None)
     record, start, end = seg.resolve_predict_region(genome, args.region)
     model = seg.load_segmentation_model(args.model).to(device)
+    step = seg.KMER * 2 ** int(model.config.num_downsamples)  # a short region is read in shorter windows
+    factor = seg.rescale_rotary_for_window(
+        model, min(args.window_tokens, (end - start) // step * step // seg.KMER)
+    )
     probs = seg.predict_region(
         model,
         record,
@@ -204,6 +217,7 @@ def run_predict(args: argparse.Namespace) -> int:
     run = {
         "region": f"{record.contig}:{record.offset + start + 1}-{record.offset + end}",
         "classes": classes,
+        "rotary_rescaling_factor": factor,
         "fingerprint": fingerprint_run(
             model=args.model,
             inputs={"--fasta": args.fasta},
