@@ -545,15 +545,22 @@ def run_finetuning(
     Raises:
         FingerprintMismatch: the working folder holds folds of a run with another model, task data or
             setting (:func:`finetuning_run_fingerprint`, recorded in ``<task>_<method>/fingerprint.json``).
+        ValueError: before any work, a post-trained (species-conditioned) NTv3 model (no species is given
+            here: :func:`benchmarks.generation.refuse_conditioned`) or ``pooling="cls"`` with an NTv3 model.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     require_at_least(1, steps=steps, batch_size=batch_size, eval_steps=eval_steps, lora_rank=lora_rank)
     require_positive(learning_rate=learning_rate)
-    if pooling is not None:  # refused before any work (NTv3 heads pool the mean only)
-        from modeling_nt.loading import load_config
+    from modeling_nt.loading import load_config
 
-        head_pooling(load_config(model) if isinstance(model, str | Path) else model.config, pooling)
+    from .generation import refuse_conditioned
+
+    # refused before any work: a post-trained NTv3 model (no species here), --pooling cls on NTv3
+    config = load_config(model) if isinstance(model, str | Path) else model.config
+    refuse_conditioned(config, model if isinstance(model, str | Path) else type(model).__name__)
+    if pooling is not None:
+        head_pooling(config, pooling)
     train, test = dataset_dict["train"], dataset_dict["test"]
     task_type = task_type_of(train)
     labels = np.asarray(train["label"])

@@ -52,6 +52,7 @@ from .modeling_ntv3 import (
     NTv3ForMaskedLM,
     NTv3ForSequenceClassification,
     NTv3ForTokenClassification,
+    NTv3ForTracksPrediction,
     NTv3Model,
 )
 
@@ -398,6 +399,12 @@ def _load_folder(
     layout = check_folder(folder)
     config = _folder_config(folder, layout, **config_overrides)
     model_class = class_for(config, model_class)
+    conditioned = bool(getattr(config, "condition_vocab_sizes", None))
+    if issubclass(model_class, NTv3ForTracksPrediction) and not conditioned:
+        raise ValueError(
+            f"{folder} is a pre-trained NTv3 checkpoint (no species condition): {model_class.__name__} needs a "
+            "post-trained one (e.g. converted from InstaDeepAI/NTv3_100M_post); load this one as NTv3ForMaskedLM"
+        )
     try:  # an official layout is converted on load by NTPreTrainedModel.from_pretrained (report logged there)
         with _quiet_transformers():
             model, info = model_class.from_pretrained(
@@ -445,7 +452,7 @@ def _check_loading_info(
         problems.append(f"{len(mismatched)} mis-shaped, file vs config ({shown})")
     hint = (
         f"; read as an official {layout} checkpoint (`nt convert --from {layout}` layout)"
-        if layout != "nt"
+        if layout not in ("nt", "ntv3")  # ours (NT v1/v2, NTv3): no official layout to name
         else ""
     )
     if missing and all(key.startswith("lm_head.") for key in missing):

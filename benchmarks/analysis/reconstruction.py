@@ -1,7 +1,8 @@
 """Masked-token reconstruction: accuracy and perplexity of an NT masked LM (NT v1/v2: 6-mer tokens; NTv3: one
 token per base), overall, per region class and at variant sites.
 
-Masking (``<mask>`` for every chosen token; no random or kept tokens, unlike training):
+Masking (``<mask>`` for every chosen token; no random or kept tokens, unlike training; ``N`` tokens, i.e.
+assembly gaps and ambiguity codes of an exact ``--region``, are never masked: there is no base to reconstruct):
 
 - ``"random"``: each sequence token is masked with probability ``mask_rate`` (15%), all in one forward pass per
   window (the masking of :class:`modeling_nt.pretraining.collator.NTMaskingCollator`);
@@ -112,13 +113,19 @@ def window_requests(
     inputs = window_inputs([window.sequence for window in windows], rules)
     for index, (window, (ids, real)) in enumerate(zip(windows, inputs, strict=True)):
         records = _token_records(index, window, classes, rules)
+        # N tokens (assembly gaps, ambiguity codes: an N-holding token is one N) have no base to reconstruct
+        sequence = window.sequence.upper()
+        starts = rules.token_starts(sequence)
+        maskable = {first + row for row, start in enumerate(starts) if sequence[start] in "ACGTU"}
         if mode == "every":
             requests += [
                 MaskRequest(ids, [position], [records[position - first]])
                 for position in range(first, first + real)
+                if position in maskable
             ]
         else:  # the padding (NTv3 N) is never drawn
-            positions = np.flatnonzero(masker.mask_tokens(ids[: first + real], rng)[1] != -100).tolist()
+            drawn = np.flatnonzero(masker.mask_tokens(ids[: first + real], rng)[1] != -100).tolist()
+            positions = [position for position in drawn if position in maskable]
             if positions:
                 requests.append(
                     MaskRequest(ids, positions, [records[position - first] for position in positions])
@@ -252,7 +259,10 @@ def analyze_reconstruction(
     records = score_requests(model, requests, batch_size)
     window_records = [record for record in records if record["source"] == "window"]
     if not window_records:
-        raise ValueError("no token was masked; give more or longer windows, or a higher mask rate")
+        raise ValueError(
+            "no token was masked (N and ambiguity codes never are); give more or longer windows with A/C/G/T, "
+            "or a higher mask rate"
+        )
     groups = [group_metrics("overall", window_records)]
     for name in classes:
         chosen = [record for record in window_records if record["class"] == name]

@@ -123,7 +123,7 @@ def _register_reconstruction(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "reconstruction",
         help="masked-token accuracy and perplexity, overall, per region class and at variant sites",
-        description="Mask tokens (15%% at random, or every token in turn) of windows of --fasta and report the "
+        description="Mask tokens (15% at random, or every token in turn) of windows of --fasta and report the "
         "accuracy and perplexity of the predictions overall, per class of --regions (BED names, or GTF/GFF3 "
         "element classes; windows are then centred on region bases) and at the SNVs of --vcf.",
     )

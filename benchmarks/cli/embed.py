@@ -75,7 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overlap",
         type=non_negative_int,
         default=64,
-        help="window overlap in tokens (default 64; NTv3: bases, rounded up to whole 2**num_downsamples blocks)",
+        help="window overlap in tokens (default 64; at most half a window is used; NTv3: bases, rounded up to "
+        "whole 2**num_downsamples blocks)",
     )
     parser.add_argument(
         "--window-tokens",
