@@ -31,6 +31,8 @@ import numpy as np
 
 #: A window position's state row: position ``p`` of a layer with stride ``s`` is row ``p // s``.
 BASE_RESOLUTION = 1
+#: Default NTv3 variant window (bp): the input length of the NTv3 benchmark (NTv3Bench, 32 kb).
+VARIANT_WINDOW_BP = 2**15
 
 
 class TokenRules(ABC):
@@ -113,6 +115,12 @@ class TokenRules(ABC):
     def min_window_bp(self) -> int:
         """The shortest variant window: one full token."""
         return self.nucleotides_per_token
+
+    @property
+    def default_variant_window_bp(self) -> int:
+        """The variant window (bp) ``nt score-variants`` uses without ``--window``: the context the model was
+        trained at (:attr:`default_window_tokens`)."""
+        return self.window_bp(self.default_window_tokens)
 
     @abstractmethod
     def token_span(self, sequence: str, start: int, end: int) -> tuple[int, int]:
@@ -262,6 +270,13 @@ class SingleBaseRules(TokenRules):
 
     def layer_stride(self, layer: int) -> int:
         return BASE_RESOLUTION if layer == self.last_layer else self.length_multiple
+
+    @property
+    def default_variant_window_bp(self) -> int:
+        """32,768 bp (the input length of the NTv3 benchmark), or the trained context where shorter: one window
+        per variant of the 1 Mb trained context would take minutes per variant on a CPU. ``--window`` up to
+        1 Mb gives the model more context."""
+        return min(VARIANT_WINDOW_BP, self.window_bp(self.default_window_tokens))
 
     def padded_length(self, length: int) -> int:
         """``length`` rounded up to :attr:`length_multiple` (at least one multiple)."""

@@ -64,9 +64,13 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
 
 def check_sequence_length(length: int, multiple: int) -> None:
     """Raise ValueError unless ``length`` (bp) is a positive multiple of ``multiple`` (``2 ** num_downsamples``),
-    naming the nearest valid lengths (pad with ``N``, or crop, to reach one)."""
+    naming the nearest valid lengths (pad with ``N``, or crop, to reach one), or saying the input is empty."""
     if length > 0 and length % multiple == 0:
         return
+    if length == 0:
+        raise ValueError(
+            f"empty input (0 bp): NTv3 needs at least {multiple} bp (a multiple of 2**num_downsamples)"
+        )
     below, above = length // multiple * multiple, (length // multiple + 1) * multiple
     nearest = f"{below} or {above}" if below else f"{above}"
     raise ValueError(
@@ -402,7 +406,7 @@ class NTv3Model(NTv3PreTrainedModel):
         models never saw ``<pad>``) unless the padded ends are discarded. Raises ValueError for a length that
         is not a multiple, or missing/extra ``condition_ids``.
         """
-        check_sequence_length(input_ids.shape[1], self.config.length_multiple)
+        self._check_input_ids(input_ids)
         conditions = self._condition_embeddings(condition_ids, input_ids.shape[0])
         if attention_mask is None:
             attention_mask = (
@@ -468,6 +472,21 @@ class NTv3Model(NTv3PreTrainedModel):
             )
         return hidden_states
 
+    def _check_input_ids(self, input_ids: torch.Tensor) -> None:
+        """ValueError (one line) unless ``input_ids`` is an integer [B, L] tensor of vocabulary ids with L a
+        multiple of ``2 ** num_downsamples``."""
+        if input_ids.dim() != 2 or input_ids.is_floating_point():
+            hint = " (add a batch axis: input_ids[None])" if input_ids.dim() == 1 else ""
+            raise ValueError(
+                f"input_ids must be an integer tensor [batch, length], got {input_ids.dtype} of shape "
+                f"{list(input_ids.shape)}{hint}"
+            )
+        check_sequence_length(input_ids.shape[1], self.config.length_multiple)
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= self.config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"token id {bad} is outside the vocabulary (ids 0-{self.config.vocab_size - 1})")
+
     def _condition_embeddings(
         self, condition_ids: Sequence[torch.Tensor] | None, batch: int
     ) -> list[torch.Tensor]:
@@ -475,7 +494,15 @@ class NTv3Model(NTv3PreTrainedModel):
         expected = len(self.condition_embeddings)
         condition_ids = list(condition_ids or [])
         if len(condition_ids) != expected:
-            raise ValueError(f"this model takes {expected} condition id tensor(s), got {len(condition_ids)}")
+            names = ", ".join(self.config.condition_names) or "none"
+            hint = (
+                " (a post-trained model: use NTv3ForTracksPrediction with species_ids, one species token per row)"
+                if expected
+                else ""
+            )
+            raise ValueError(
+                f"this model takes {expected} condition id tensor(s) ({names}), got {len(condition_ids)}{hint}"
+            )
         embeddings = []
         for name, ids, table in zip(
             self.config.condition_names, condition_ids, self.condition_embeddings, strict=True

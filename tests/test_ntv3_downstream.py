@@ -74,16 +74,18 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("preset", "multiple", "window", "last_layer", "overlap_64", "bp_of_window"),
+    ("preset", "multiple", "window", "last_layer", "overlap_64", "bp_of_window", "variant_window"),
     [
-        ("tiny-v3", 8, 2**20, 3, 64, 2**20),  # trained length unknown: 1 Mb
-        ("ntv3-8m-pre", 128, 2**20, 3, 128, 2**20),  # 64 bases round up to one 128-base block
-        ("ntv3-100m-pre-8kb", 128, 8192, 7, 128, 8192),
-        ("ntv3-5downsample-pre-8kb", 32, 8192, 13, 64, 8192),
-        ("tiny", 1, 2048, 2, 64, 12282),  # NT v2: (2048 - 1) x 6 bp
+        ("tiny-v3", 8, 2**20, 3, 64, 2**20, 32768),  # trained length unknown: 1 Mb; variants: 32 kb
+        ("ntv3-8m-pre", 128, 2**20, 3, 128, 2**20, 32768),  # 64 bases round up to one 128-base block
+        ("ntv3-100m-pre-8kb", 128, 8192, 7, 128, 8192, 8192),
+        ("ntv3-5downsample-pre-8kb", 32, 8192, 13, 64, 8192, 8192),
+        ("tiny", 1, 2048, 2, 64, 12282, 12282),  # NT v2: (2048 - 1) x 6 bp
     ],
 )
-def test_rules_of_each_generation(preset, multiple, window, last_layer, overlap_64, bp_of_window) -> None:
+def test_rules_of_each_generation(
+    preset, multiple, window, last_layer, overlap_64, bp_of_window, variant_window
+) -> None:
     from benchmarks.generation import token_rules
     from modeling_nt.loading import preset_config
 
@@ -95,6 +97,7 @@ def test_rules_of_each_generation(preset, multiple, window, last_layer, overlap_
     )
     assert rules.window_overlap(64, rules.content_width(window)) == overlap_64
     assert rules.window_bp(window) == bp_of_window
+    assert rules.default_variant_window_bp == variant_window
     assert rules.cls_offset == (1 if preset == "tiny" else 0)
 
 

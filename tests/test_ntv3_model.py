@@ -130,6 +130,26 @@ def test_length_not_a_multiple_names_the_valid_lengths(tiny_mlm) -> None:
         tiny_mlm(_tokens(1, 70))
 
 
+@pytest.mark.parametrize(
+    ("input_ids", "words"),
+    [
+        (torch.randint(6, 11, (64,)), r"\[batch, length\].*add a batch axis"),
+        (torch.rand(1, 64), "integer tensor"),
+        (torch.full((1, 64), 11), "token id 11 is outside the vocabulary"),
+        (torch.zeros(1, 0, dtype=torch.long), "empty input"),
+    ],
+)
+def test_bad_input_ids_are_one_line_errors(tiny_mlm, input_ids: torch.Tensor, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        tiny_mlm(input_ids)
+
+
+def test_post_trained_backbone_without_species_says_what_to_pass() -> None:
+    model = NTv3ForMaskedLM(NTv3Config.from_preset("tiny-v3-post"))
+    with pytest.raises(ValueError, match=r"\(species\), got 0.*species_ids"):
+        model(_tokens(1, 64))
+
+
 def test_unknown_species_name_lists_the_known_ones() -> None:
     config = NTv3Config.from_preset("tiny-v3-post")
     assert config.species_token("mouse") == 7

@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--window",
         type=positive_int,
         help="window length in bp (default: the context the model was trained at, in full 6-mers: "
-        "(tokens - 1) x 6, e.g. 12,282 bp for v2 models; at most the model's full context; NTv3: its trained "
-        "length, else 1 Mb, N-padded to a multiple of 2**num_downsamples)",
+        "(tokens - 1) x 6, e.g. 12,282 bp for v2 models; at most the model's full context; NTv3: 32,768 bp, the "
+        "NTv3 benchmark's input length (or its trained length where shorter), up to 1 Mb, N-padded to a "
+        "multiple of 2**num_downsamples)",
     )
     parser.add_argument(
         "--layers",

@@ -96,7 +96,8 @@ def score_vcf(
         scorer: the model and scoring options.
         window_bp: window length in bases (default: the context the model was trained at,
             ``default_window_bp(scorer.default_window_tokens)``; at most the model's full context). NTv3: 1 bp
-            to 1 Mb, by default ``trained_max_length`` (else 1 Mb); each window is padded on the right with
+            to 1 Mb, by default 32,768 bp (or ``trained_max_length`` where shorter; ``TokenRules.
+            default_variant_window_bp``); each window is padded on the right with
             ``N`` to a multiple of ``2 ** num_downsamples``, the padding left out of the scores.
         on_ref_mismatch: ``"error"`` (stop before scoring, listing the mismatches) or ``"skip"`` (write them
             as skipped rows).
@@ -110,7 +111,7 @@ def score_vcf(
         raise ValueError(f"on_ref_mismatch must be 'error' or 'skip', got {on_ref_mismatch!r}")
     rules = scorer.rules
     longest = rules.window_bp(scorer.max_tokens)
-    window_bp = rules.window_bp(scorer.default_window_tokens) if window_bp is None else window_bp
+    window_bp = rules.default_variant_window_bp if window_bp is None else window_bp
     if not rules.min_window_bp <= window_bp <= longest:
         token = "one 6-mer token" if rules.nucleotides_per_token == 6 else "one token"
         raise ValueError(
