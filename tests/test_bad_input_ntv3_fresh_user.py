@@ -115,7 +115,7 @@ CASES = [
         lambda tmp: "tiny-v3",
         ["--fasta", "{tmp}/g.fa", "--region", "chr1:1-100", "--out", "{tmp}/rec"],
         ("no token was masked", "N"),
-        left=("rec/reconstruction.json",),
+        left=("rec",),  # nothing: not even the run fingerprint or the folder
     ),
 ]
 

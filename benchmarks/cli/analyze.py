@@ -178,6 +178,8 @@ def _analysis_command(run: Callable[[argparse.Namespace], int]) -> Callable[[arg
     @functools.wraps(run)
     def wrapper(args: argparse.Namespace) -> int:
         check_writable(args.out)
+        out = Path(args.out)
+        before = set(out.iterdir()) if out.is_dir() else None
         _prepare_run(args)
         if getattr(args, "model", None):
             import torch
@@ -187,8 +189,25 @@ def _analysis_command(run: Callable[[argparse.Namespace], int]) -> Callable[[arg
             return run(args)
         except FileExistsError as error:
             raise UserError(str(error)) from None
+        except (ValueError, OSError):
+            _forget_refused_run(out, before)
+            raise
 
     return wrapper
+
+
+def _forget_refused_run(out: Path, before: set[Path] | None) -> None:
+    """After a run refused before writing any output: remove the fingerprint it wrote (and ``out`` if this
+    run created it), so a refused run leaves nothing behind. Anything an interrupted or partial run wrote is
+    kept (it resumes)."""
+    if not out.is_dir():
+        return
+    new = set(out.iterdir()) - (before or set())
+    if new and all(path.name.startswith("fingerprint_") and path.is_file() for path in new):
+        for path in new:
+            path.unlink()
+        if before is None and not any(out.iterdir()):
+            out.rmdir()
 
 
 #: Arguments that do not change an analysis' numbers: left out of its run fingerprint (``--batch-size``: padding
