@@ -38,12 +38,8 @@ from transformers.utils import PaddingStrategy
 
 from .arrays import _SEPARATOR, _encode_codes
 from .inputs import as_sequence_list
-from .tokenizer import NTTokenizer, _rust_normalizer, too_long_error
+from .tokenizer import TOKENIZER_SETTINGS, NTTokenizer, _rust_normalizer, too_long_error
 from .vocab import (
-    BOS,
-    CLS,
-    EOS,
-    MASK,
     NTV3_LAYOUT,
     PAD,
     SINGLE_TOKENS,
@@ -159,15 +155,8 @@ def build_ntv3_tokenizer(
         tokenizer_object=_rust_ntv3_tokenizer(),
         strict=strict,
         pad_to_multiple_of=pad_to_multiple_of,
-        unk_token=UNK,
-        pad_token=PAD,
-        mask_token=MASK,
-        cls_token=CLS,
-        eos_token=EOS,
-        bos_token=BOS,
-        padding_side="right",
         model_max_length=model_max_length or NTV3_MAX_LENGTH,
-        model_input_names=["input_ids", "attention_mask"],
+        **TOKENIZER_SETTINGS,
     )
 
 

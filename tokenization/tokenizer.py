@@ -31,6 +31,18 @@ from .vocab import (
 #: tokenizer object stays picklable).
 _BACKEND_LOCK = threading.Lock()
 
+#: Special tokens, padding side and outputs of every NT tokenizer (6-mer and NTv3 single-base).
+TOKENIZER_SETTINGS: dict[str, Any] = {
+    "unk_token": UNK,
+    "pad_token": PAD,
+    "mask_token": MASK,
+    "cls_token": CLS,
+    "eos_token": EOS,
+    "bos_token": BOS,
+    "padding_side": "right",
+    "model_input_names": ["input_ids", "attention_mask"],
+}
+
 #: Greedy left-to-right match: a full 6-mer of A/C/G/T, else a single nucleotide (N always alone).
 KMER_SPLIT_PATTERN = "[ACGT]{6}|[ACGTN]"
 
@@ -169,13 +181,6 @@ def build_tokenizer(
     return NTTokenizer(
         tokenizer_object=_rust_tokenizer(version),
         strict=strict,
-        unk_token=UNK,
-        pad_token=PAD,
-        mask_token=MASK,
-        cls_token=CLS,
-        eos_token=EOS,
-        bos_token=BOS,
-        padding_side="right",
         model_max_length=model_max_length or DEFAULT_MODEL_MAX_LENGTH[version],
-        model_input_names=["input_ids", "attention_mask"],
+        **TOKENIZER_SETTINGS,
     )
