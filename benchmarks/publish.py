@@ -164,11 +164,14 @@ def _check_segmentation_weights(folder: Path) -> None:
 def _load_strictly(folder: Path, model_class: type) -> Any:
     """The checkpoint as ``model_class``: :func:`modeling_nt.loading.load_folder`, or for a SegmentNT folder
     ``from_pretrained`` refusing missing, unexpected or mis-shaped weights."""
-    from modeling_nt.loading import _quiet_transformers, load_folder
+    from modeling_nt.loading import _quiet_transformers, check_safetensors_header, load_folder
 
     if not _is_segmentation(folder):
         return load_folder(folder, model_class)
     import torch
+
+    if (folder / "model.safetensors").is_file():
+        check_safetensors_header(folder / "model.safetensors")
 
     with torch.device("meta"):
         expected = model_class(model_class.config_class.from_pretrained(str(folder))).state_dict()

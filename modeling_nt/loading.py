@@ -305,11 +305,11 @@ def check_folder(folder: Path) -> str:
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         raise FileNotFoundError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES[::2])}) beside config.json")
     if (folder / "model.safetensors").is_file():
-        _check_safetensors_header(folder / "model.safetensors")
+        check_safetensors_header(folder / "model.safetensors")
     return layout
 
 
-def _check_safetensors_header(path: Path) -> None:
+def check_safetensors_header(path: Path) -> None:
     """Read the header of a safetensors file (not the tensors): a truncated or foreign file fails here."""
     from safetensors import safe_open
 

@@ -24,10 +24,18 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _edited(tmp_path: Path, saved: Path, edit: Callable[[dict], None]) -> Path:
     folder = tmp_path / "model"
     shutil.copytree(saved, folder)
+    if edit is truncated:
+        data = (folder / "model.safetensors").read_bytes()
+        (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+        return folder
     tensors = load_file(folder / "model.safetensors")
     edit(tensors)
     save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
     return folder
+
+
+def truncated(tensors: dict) -> None:
+    """An interrupted download: the weights file is cut in half (the bytes are cut by ``_edited``)."""
 
 
 def lost_final_bias(tensors: dict) -> None:
@@ -44,6 +52,7 @@ def head_for_fewer_classes(tensors: dict) -> None:
 CASES = [
     ("tensor missing", lost_final_bias, ("model", "missing keys", "head.fc.bias")),
     ("head for other classes", head_for_fewer_classes, ("model.safetensors", "head.fc", "[12]", "[36]")),
+    ("truncated weights", truncated, ("model.safetensors", "cannot read the weights", "complete")),
 ]
 
 
