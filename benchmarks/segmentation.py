@@ -141,7 +141,12 @@ def _read_bed(path: Path, annotation: Annotation) -> None:
         try:
             start, end = int(fields[1]), int(fields[2])
         except ValueError:
-            raise ValueError(f"{where}: start/end {fields[1]!r}/{fields[2]!r} are not integers") from None
+            header = (
+                " (a column-header line? BED has none: delete it or start it with #)" if number == 1 else ""
+            )
+            raise ValueError(
+                f"{where}: start/end {fields[1]!r}/{fields[2]!r} are not integers{header}"
+            ) from None
         if start < 0 or end < start:
             raise ValueError(f"{where}: bad interval {start}-{end} (0-based, start <= end)")
         name = known.get(fields[3].strip().lower())
@@ -321,6 +326,11 @@ def check_annotation_matches(
     """ValueError when no FASTA record lies on an annotation contig, or (``classes`` given) when none of
     ``classes`` has an interval on those contigs (every target would be 0)."""
     placed = {record.contig for record in genome.values()}
+    if not annotation.contigs():  # e.g. a GTF of gene/transcript lines only
+        raise ValueError(
+            f"{sources}: no target interval of any class (no exon, UTR, polyA_signal or gene-with-biotype "
+            "record, no BED line)"
+        )
     if not placed & set(annotation.contigs()):
         from modeling_nt.pretraining.genome import contig_list
 
@@ -333,6 +343,27 @@ def check_annotation_matches(
         raise ValueError(
             f"--classes {' '.join(classes)}: none is in {sources} on the FASTA's contigs (it has: "
             f"{', '.join(found) or 'nothing'}); every target would be 0"
+        )
+
+
+def check_every_class_annotated(
+    genome: dict[str, Contig], annotation: Annotation, sources: str, classes: Sequence[str]
+) -> None:
+    """ValueError naming the classes of ``classes`` without any interval of ``sources`` overlapping a FASTA
+    record (on its contig, within its span): their targets would all be 0, and the model would learn that they
+    never occur."""
+    found = {
+        name
+        for record in genome.values()
+        for name, spans in annotation.intervals.get(record.contig, {}).items()
+        if any(left < record.offset + len(record) and right > record.offset for left, right in spans)
+    }
+    missing = [name for name in classes if name not in found]
+    if missing:
+        raise ValueError(
+            f"--classes: {', '.join(missing)} not in {sources} within the FASTA's records (every target would be 0; "
+            f"it has: {', '.join(name for name in SEGMENT_NT_FEATURES if name in found) or 'nothing'}); "
+            "give --classes among those, or add an annotation with them"
         )
 
 
@@ -664,14 +695,15 @@ def resolve_predict_region(genome: dict[str, Contig], region: Region | None) -> 
     """
     if region is None:
         record = next(iter(genome.values()))
-        return record, 0, len(record)
+        return record, *_check_no_n(record, 0, len(record), f"record {record.name} (the default region)")
     near = None  # a slice of the region's contig that does not hold the region
     for record in genome.values():
         if region.contig == record.name:
             start, end = region.start, len(record) if region.end is None else region.end
             break
-        if region.contig.removeprefix("chr") == record.contig.removeprefix("chr") and record.offset:
-            start = region.start - record.offset
+        if region.contig.removeprefix("chr") == record.contig.removeprefix("chr"):
+            # a slice or a renamed contig; a bare contig name means the whole record
+            start = 0 if region.end is None else region.start - record.offset
             end = len(record) if region.end is None else region.end - record.offset
             if start >= 0 and end <= len(record):
                 break
@@ -690,12 +722,17 @@ def resolve_predict_region(genome: dict[str, Contig], region: Region | None) -> 
             f"--region {region}: outside record {record.name} ({len(record)} nt; covers {record.contig}:"
             f"{record.offset + 1}-{record.offset + len(record)})"
         )
+    return record, *_check_no_n(record, start, end, f"--region {region}")
+
+
+def _check_no_n(record: Contig, start: int, end: int, what: str) -> tuple[int, int]:
+    """``(start, end)``; ValueError naming ``what`` and the first N's position when ``record[start:end]`` has one."""
     n_at = record.sequence.find("N", start, end)
     if n_at >= 0:
         raise ValueError(
-            f"--region {region}: N at {record.contig}:{record.offset + n_at + 1} (SegmentNT needs sequences without N)"
+            f"{what}: N at {record.contig}:{record.offset + n_at + 1} (SegmentNT needs sequences without N)"
         )
-    return record, start, end
+    return start, end
 
 
 def predict_region(
@@ -871,6 +908,10 @@ def load_segmentation_model(
         and config_file.is_file()
         and (json.loads(config_file.read_text()).get("model_type") == SegmentNTConfig.model_type)
     ):
+        if (target / "model.safetensors").is_file():  # a truncated file: one line, not safetensors' traceback
+            from modeling_nt.loading import check_safetensors_header
+
+            check_safetensors_header(target / "model.safetensors")
         model = NTForSegmentation.from_pretrained(target, **config_overrides).eval()
         if classes and list(classes) != list(model.config.features):
             raise ValueError(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, can_return_tuple
@@ -184,6 +185,25 @@ class NTForSegmentation(NTPreTrainedModel):
         self.nt = NTModel(config)
         self.head = NTSegmentationHead(config)
         self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """The NT init, except the head's convolutions and final linear layer: Haiku's default, as the official
+        JAX head was built with (``hk.Conv1D`` / ``hk.Conv1DTranspose`` / ``hk.Linear`` without ``w_init``):
+        weights truncated normal (at 2 std) with std ``1 / sqrt(fan_in)``, ``fan_in`` = kernel x input
+        channels, zero biases. With NT's std 0.02 the ten convolutions of a U-Net shrink the signal ~0.3x each,
+        and a new head trains only after a long plateau at the prior."""
+        super()._init_weights(module)
+        head = getattr(self, "head", None)
+        # the only convolutions are the head's (called per leaf layer: transformers skips parameterless modules)
+        if not (
+            isinstance(module, nn.Conv1d | nn.ConvTranspose1d) or (head is not None and module is head.fc)
+        ):
+            return
+        weight = module.weight  # Conv1d [out, in, k]; ConvTranspose1d [in, out, k]; Linear [out, in]
+        inputs = weight.shape[0] if isinstance(module, nn.ConvTranspose1d) else weight.shape[1]
+        std = (inputs * (weight.shape[2] if weight.dim() == 3 else 1)) ** -0.5
+        init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+        init.zeros_(module.bias)
 
     @can_return_tuple
     def forward(

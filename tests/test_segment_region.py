@@ -118,35 +118,40 @@ def test_converted_checkpoint_predicts_50kb_windows_with_the_rescaled_rotary(run
 def test_tiny_model_trained_on_cpu_beats_the_prior_on_held_out_exons_and_introns(
     run_nt, bundled_data, tmp_path
 ):
-    """``nt segment train`` of the tiny preset (random init) on the bundled slice, 20:31,500,001-32,000,000 held
-    out (128 windows of 768 nt = 98,304 nt tile it from its start). Measured by hand with these settings (1
-    thread, shared CPU), seeds 0 / 1 / 2 / 4: exon AUPRC 0.069 / 0.061 / 0.092 / 0.061 vs prevalence 0.041,
-    intron 0.811 / 0.778 / 0.794 / 0.789 vs 0.707; seed 3 diverged in its first steps (loss 29) and stayed at
-    the prior (0.042, 0.709). Learning starts late (the loss sits at the prior's for ~1,000 steps), and 3,000
-    steps overfit the 2,048 training windows (held-out exon AUPRC 0.035-0.055). Seed 0 is asserted, with
-    margins below the worst of the seeds that learned."""
+    """``nt segment train`` of the tiny preset (random init; the head's convolutions at Haiku's fan-in init) on the
+    bundled slice, 20:31,500,001-32,000,000 held out (64 windows of 1,536 nt = 98,304 nt tile it from its start).
+    Measured by hand with these settings (1 thread, shared CPU, ~49 s CPU each), seeds 0 / 1 / 2 / 3 / 4 / 5: exon
+    AUPRC 0.099 / 0.082 / 0.056 / 0.060 / 0.060 / 0.083 vs prevalence 0.041, intron 0.828 / 0.811 / 0.753 /
+    0.864 / 0.811 / 0.810 vs 0.707; with 2 threads, seeds 0 (through the CLI) / 1 / 2 / 3: exon 0.049 / 0.088 /
+    0.061 / 0.081, intron 0.809 / 0.811 / 0.771 / 0.854, so float noise moves the exon figure as a seed does.
+    Untrained (seeds 0-3) the tiny model scores exon 0.040-0.042 and intron 0.699-0.715. With 768 nt windows
+    (batch 8) the intron AUPRC fell below the prior for 1 seed in 6, and at lr 2e-3 without warmup 1 seed in 5
+    diverged and stayed at the prior. Seed 0 is asserted, with margins below the worst of these runs and above
+    what an untrained model reaches."""
     argv = ["segment", "train", "--model", "tiny", "--fasta", bundled_data / "chr20_GRCh37_slice.fa.gz"]
     argv += ["--annotation", bundled_data / "chr20_GRCh37_slice_exons.gtf.gz", "--classes", "exon", "intron"]
     argv += [
         "--held-out",
         "20:31500001-32000000",
         "--window-tokens",
-        "128",
+        "256",
         "--steps",
         "1500",
         "--lr",
-        "2e-3",
+        "1e-3",
+        "--warmup-steps",
+        "100",
     ]
-    argv += ["--batch-size", "8", "--train-windows", "2048", "--eval-windows", "128", "--seed", "0"]
+    argv += ["--batch-size", "4", "--train-windows", "2048", "--eval-windows", "64", "--seed", "0"]
     result = run_nt(*argv, "--out", tmp_path / "run")
     assert result.code == 0, result.err
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["eval_windows"] == 128 and results["window_nt"] == 768 and results["train_windows"] == 2048
+    assert results["eval_windows"] == 64 and results["window_nt"] == 1536 and results["train_windows"] == 2048
     exon, intron = results["metrics"]["exon"], results["metrics"]["intron"]
     # the held-out nucleotides of each class (GENCODE exons of the bundled annotation, introns between them)
     assert (exon["positives"], intron["positives"], exon["nucleotides"]) == (4002, 69477, 98304)
     for entry in (exon, intron):  # a constant score's AUPRC is the held-out prevalence
         assert entry["prior_auprc"] == pytest.approx(entry["positives"] / entry["nucleotides"])
-    assert exon["auprc"] > 1.3 * exon["prior_auprc"]  # 0.041 -> above 0.053
-    assert intron["auprc"] > intron["prior_auprc"] + 0.04  # 0.707 -> above 0.747
+    assert exon["auprc"] > 1.1 * exon["prior_auprc"]  # 0.041 -> above 0.045 (untrained: 0.040-0.042)
+    assert intron["auprc"] > intron["prior_auprc"] + 0.04  # 0.707 -> above 0.747 (untrained: <= 0.715)
     assert f"exon: MCC {exon['mcc']:.3f}" in result.out

@@ -109,11 +109,34 @@ def _check_paths(args: argparse.Namespace) -> None:
     for path in getattr(args, "annotation", None) or ():
         require_file(path, "annotation")
     check_writable_folder(args.out)
+    # finished (or half-written) outputs of an earlier run are never overwritten nor mixed with this run's
+    patterns = ("results.json", "model") if args.segment_command == "train" else (
+        "run.json", "tracks.png", "*.bed", "*.bedGraph", "*.bw"
+    )  # fmt: skip
+    found = sorted({path.name for pattern in patterns for path in Path(args.out).glob(pattern)})
+    if found:
+        from benchmarks.cli import UserError
+
+        raise UserError(
+            f"--out {args.out} already holds {', '.join(found[:4])}{' ...' if len(found) > 4 else ''} (outputs of "
+            f"an earlier nt segment {args.segment_command}); choose another --out or delete them"
+        )
+
+
+def _fingerprint_run(model: str, **parts):
+    """``fingerprint_run`` of a segment run; a SegmentNT preset (``segment_nt``, not an NT preset) goes under
+    ``--model`` by name, as NT presets do."""
+    from modeling_nt.configuration_segment_nt import PRESETS
+    from modeling_nt.fingerprint import fingerprint_run
+
+    if model in PRESETS and not Path(model).is_dir():
+        inputs = {"--model": {"kind": "preset", "name": model}, **parts.pop("inputs", {})}
+        return fingerprint_run(inputs=inputs, **parts)
+    return fingerprint_run(model=model, **parts)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from benchmarks import segmentation as seg
-    from modeling_nt.fingerprint import fingerprint_run
 
     _check_paths(args)
     classes = seg.check_classes(args.classes)
@@ -122,9 +145,10 @@ def run_train(args: argparse.Namespace) -> int:
     seg.check_annotation_matches(genome, annotation, " ".join(str(path) for path in args.annotation), classes)
     seg.check_held_out(genome, args.held_out)
     seg.window_length(args.window_tokens, seg.planned_num_downsamples(args.model))
+    seg.check_every_class_annotated(genome, annotation, " ".join(str(p) for p in args.annotation), classes)
     model = seg.load_segmentation_model(args.model, classes, seed=args.seed, loss=args.loss)
-    fingerprint = fingerprint_run(
-        model=args.model,
+    fingerprint = _fingerprint_run(
+        args.model,
         inputs={"--fasta": args.fasta, **{f"--annotation[{i}]": p for i, p in enumerate(args.annotation)}},
         settings={
             k: getattr(args, k.lstrip("-").replace("-", "_"))
@@ -188,7 +212,6 @@ def _device(name: str):
 
 def run_predict(args: argparse.Namespace) -> int:
     from benchmarks import segmentation as seg
-    from modeling_nt.fingerprint import fingerprint_run
 
     _check_paths(args)
     device = _device(args.device)
@@ -218,8 +241,8 @@ def run_predict(args: argparse.Namespace) -> int:
         "region": f"{record.contig}:{record.offset + start + 1}-{record.offset + end}",
         "classes": classes,
         "rotary_rescaling_factor": factor,
-        "fingerprint": fingerprint_run(
-            model=args.model,
+        "fingerprint": _fingerprint_run(
+            args.model,
             inputs={"--fasta": args.fasta},
             settings={
                 "--window-tokens": args.window_tokens,
