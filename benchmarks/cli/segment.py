@@ -53,11 +53,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="regions (CONTIG or CONTIG:START-END, 1-based) kept out of training and used for evaluation",
     )
     train.add_argument("--classes", nargs="+", help="class names (default: the 14 SegmentNT classes)")
-    train.add_argument("--method", choices=("full", "lora", "ia3"), default="full")
-    train.add_argument("--loss", choices=("cross_entropy", "focal"), default="cross_entropy")
-    train.add_argument("--steps", type=positive_int, default=100)
-    train.add_argument("--batch-size", type=positive_int, default=4)
-    train.add_argument("--lr", type=positive_float, default=1e-3)
+    train.add_argument(
+        "--method",
+        choices=("full", "lora", "ia3"),
+        default="full",
+        help="full fine-tuning, or LoRA/IA3 adapters (peft) on the backbone with the head trained (default full)",
+    )
+    train.add_argument(
+        "--loss",
+        choices=("cross_entropy", "focal"),
+        default="cross_entropy",
+        help="per-nucleotide loss over absent/present (default cross_entropy)",
+    )
+    train.add_argument("--steps", type=positive_int, default=100, help="optimiser steps (default 100)")
+    train.add_argument("--batch-size", type=positive_int, default=4, help="windows per step (default 4)")
+    train.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate (default 1e-3)")
     train.add_argument(
         "--warmup-steps",
         type=non_negative_int,
@@ -67,10 +77,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--window-tokens", type=positive_int, default=64, help="6-mer tokens per window (default 64: 384 nt)"
     )
-    train.add_argument("--train-windows", type=positive_int, default=256)
-    train.add_argument("--eval-windows", type=positive_int, default=32)
+    train.add_argument(
+        "--train-windows",
+        type=positive_int,
+        default=256,
+        help="windows drawn (seeded) outside --held-out to train on (default 256)",
+    )
+    train.add_argument(
+        "--eval-windows",
+        type=positive_int,
+        default=32,
+        help="windows tiling --held-out from its start that are evaluated (default 32; results.json records "
+        "the evaluated nucleotides)",
+    )
     train.add_argument("--threshold", type=probability, default=0.5, help="MCC threshold")
-    train.add_argument("--seed", type=non_negative_int, default=0)
+    train.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of window sampling and head init (default 0)"
+    )
     train.set_defaults(func=run_train)
 
     predict = commands.add_parser("predict", help="segment a region: bedGraph/bigWig + BED tracks and a PNG")
@@ -78,7 +101,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", required=True, help="SegmentNT checkpoint folder (OUT/model of nt segment train) or preset"
     )
     predict.add_argument("--fasta", type=Path, required=True, help="genome FASTA (plain or gzip)")
-    predict.add_argument("--region", type=_region, help="CONTIG:START-END, 1-based (default: first record)")
+    predict.add_argument(
+        "--region",
+        type=_region,
+        help="CONTIG:START-END (1-based) or CONTIG (whole record); default: first record",
+    )
     predict.add_argument("--out", type=Path, required=True, help="output folder")
     predict.add_argument("--format", choices=("bedgraph", "bigwig"), default="bedgraph")
     predict.add_argument(
