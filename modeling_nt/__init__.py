@@ -39,36 +39,31 @@ from .modeling_segment_nt import NTForSegmentation
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-_AUTO_CLASSES = {
-    AutoModel: NTModel,
-    AutoModelForMaskedLM: NTForMaskedLM,
-    AutoModelForSequenceClassification: NTForSequenceClassification,
-    AutoModelForTokenClassification: NTForTokenClassification,
+#: Each model type and the Auto classes its models load with. SegmentNT has per-nucleotide outputs, so its Auto
+#: class is AutoModelForTokenClassification. NTv3 uses the same Auto classes as NT v1/v2; a post-trained NTv3
+#: checkpoint's auto_map sends AutoModel to NTv3ForTracksPrediction (remote code, as the official Hub repos); in
+#: process, load it by its class.
+_AUTO_CLASSES: dict[type, dict[type, type]] = {
+    NTConfig: {
+        AutoModel: NTModel,
+        AutoModelForMaskedLM: NTForMaskedLM,
+        AutoModelForSequenceClassification: NTForSequenceClassification,
+        AutoModelForTokenClassification: NTForTokenClassification,
+    },
+    SegmentNTConfig: {AutoModelForTokenClassification: NTForSegmentation},
+    NTv3Config: {
+        AutoModel: NTv3Model,
+        AutoModelForMaskedLM: NTv3ForMaskedLM,
+        AutoModelForSequenceClassification: NTv3ForSequenceClassification,
+        AutoModelForTokenClassification: NTv3ForTokenClassification,
+    },
 }
-
-AutoConfig.register(NTConfig.model_type, NTConfig, exist_ok=True)
-NTConfig.register_for_auto_class()
-for _auto_class, _model_class in _AUTO_CLASSES.items():
-    _auto_class.register(NTConfig, _model_class, exist_ok=True)
-    _model_class.register_for_auto_class(_auto_class.__name__)
-# SegmentNT: per-nucleotide outputs, so the Auto class is AutoModelForTokenClassification (model_type segment_nt)
-AutoConfig.register(SegmentNTConfig.model_type, SegmentNTConfig, exist_ok=True)
-SegmentNTConfig.register_for_auto_class()
-AutoModelForTokenClassification.register(SegmentNTConfig, NTForSegmentation, exist_ok=True)
-NTForSegmentation.register_for_auto_class("AutoModelForTokenClassification")
-# NTv3: the same Auto classes as NT v1/v2 (model_type ntv3). A post-trained checkpoint's auto_map sends AutoModel
-# to NTv3ForTracksPrediction (remote code, as the official Hub repos); in-process, load it by its class.
-_NTV3_AUTO_CLASSES = {
-    AutoModel: NTv3Model,
-    AutoModelForMaskedLM: NTv3ForMaskedLM,
-    AutoModelForSequenceClassification: NTv3ForSequenceClassification,
-    AutoModelForTokenClassification: NTv3ForTokenClassification,
-}
-AutoConfig.register(NTv3Config.model_type, NTv3Config, exist_ok=True)
-NTv3Config.register_for_auto_class()
-for _auto_class, _model_class in _NTV3_AUTO_CLASSES.items():
-    _auto_class.register(NTv3Config, _model_class, exist_ok=True)
-    _model_class.register_for_auto_class(_auto_class.__name__)
+for _config_class, _classes in _AUTO_CLASSES.items():
+    AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
+    _config_class.register_for_auto_class()
+    for _auto_class, _model_class in _classes.items():
+        _auto_class.register(_config_class, _model_class, exist_ok=True)
+        _model_class.register_for_auto_class(_auto_class.__name__)
 NTv3ForTracksPrediction.register_for_auto_class("AutoModel")  # its checkpoints' AutoModel (code files saved)
 
 
