@@ -377,22 +377,22 @@ def token_rules(source: Any) -> TokenRules:
 
 
 def is_ntv3(source: Any) -> bool:
-    """Whether ``source`` is an NTv3 model: a model or config (``model_type == "ntv3"``), an NTv3 preset name,
-    or a checkpoint folder whose ``config.json`` says ``"model_type": "ntv3"`` (read, weights not loaded).
-    Anything else (an NT model, a Hub id not fetched, a path that does not exist) is False: the loader reports
-    its own problems."""
-    import json
-
+    """Whether ``source`` is an NTv3 model: a model or config (:func:`modeling_nt.generation_of`), an NTv3
+    preset name, or a checkpoint folder of an NTv3 layout (ours or an official one,
+    :func:`modeling_nt.convert.detect_layout`; config read, weights not loaded). Anything else (an NT model, a
+    Hub id not fetched, a path that does not exist, an unreadable config) is False: the loader reports its own
+    problems."""
     from modeling_nt import generation_of
     from modeling_nt.configuration_ntv3 import PRESETS
+    from modeling_nt.convert import detect_layout
 
     if not isinstance(source, str | Path):
         return generation_of(source) == "v3"
-    config_file = Path(source).expanduser() / "config.json"
-    if config_file.is_file():
+    folder = Path(source).expanduser()
+    if folder.is_dir():
         try:
-            return json.loads(config_file.read_text()).get("model_type") == "ntv3"
-        except (OSError, ValueError, AttributeError):
+            return detect_layout(folder) in ("ntv3", "ntv3-jax", "ntv3-hub")
+        except (OSError, ValueError):
             return False  # an unreadable config is the loader's to report
     return isinstance(source, str) and source in PRESETS
 

@@ -531,6 +531,17 @@ class NTv3LMHead(nn.Module):
         return self.decoder(hidden_states)
 
 
+def masked_lm_outputs(
+    backbone: NTv3Model, lm_head: NTv3LMHead, hidden_states: torch.Tensor, labels: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """MLM logits [B, L, vocab_size] of the base-resolution ``hidden_states`` (streamed as the towers are, see
+    :func:`along_length`) and, with ``labels`` [B, L] (-100 = ignored), their mean cross-entropy."""
+    logits = along_length(lm_head, hidden_states, 0, backbone._streaming_window(lm_head))
+    if labels is None:
+        return logits, None
+    return logits, CrossEntropyLoss()(logits.flatten(0, -2), labels.to(logits.device).flatten())
+
+
 class NTv3ForMaskedLM(NTv3PreTrainedModel):
     """NTv3 with its masked-language-modelling head: logits [B, L, vocab_size] at every base."""
 
@@ -557,13 +568,7 @@ class NTv3ForMaskedLM(NTv3PreTrainedModel):
     ) -> MaskedLMOutput:
         """MLM logits [B, L, vocab_size]; ``labels`` [B, L] (-100 = ignored) give the mean cross-entropy."""
         outputs = self.ntv3(input_ids, attention_mask=attention_mask, condition_ids=condition_ids, **kwargs)
-        window = self.ntv3._streaming_window(self.lm_head)
-        logits = along_length(self.lm_head, outputs.last_hidden_state, 0, window)
-        loss = None
-        if labels is not None:
-            loss = CrossEntropyLoss()(
-                logits.view(-1, self.config.vocab_size), labels.to(logits.device).view(-1)
-            )
+        logits, loss = masked_lm_outputs(self.ntv3, self.lm_head, outputs.last_hidden_state, labels)
         return MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -726,15 +731,9 @@ class NTv3ForTracksPrediction(NTv3PreTrainedModel):
         Raises ValueError for a species id that is a special token or names no species of the model."""
         self._check_species(species_ids, input_ids.shape[0])
         outputs = self.ntv3(input_ids, attention_mask=attention_mask, condition_ids=[species_ids], **kwargs)
-        window = self.ntv3._streaming_window(self.lm_head)
-        logits = along_length(self.lm_head, outputs.last_hidden_state, 0, window)
+        logits, loss = masked_lm_outputs(self.ntv3, self.lm_head, outputs.last_hidden_state, labels)
         core_mean = gelu(outputs.core_hidden_state.mean(dim=1))
         centre = crop_center(outputs.last_hidden_state, self.config.keep_target_center_fraction)
-        loss = None
-        if labels is not None:
-            loss = CrossEntropyLoss()(
-                logits.view(-1, self.config.vocab_size), labels.to(logits.device).view(-1)
-            )
         return NTv3TracksOutput(
             loss=loss,
             logits=logits,
