@@ -2,7 +2,7 @@
 (``params.npz`` + ``config.json``) and a synthetic Hub remote-code folder (``core.*`` safetensors + Hub-style
 ``config.json``) built from the same official parameters.
 
-The Hub state dict follows the layout the official loader reads (/work facts section 4,
+The Hub state dict follows the layout the official loader reads (the official
 ``nucleotide_transformer_v3/pretrained.py``): it stores every conv weight as ``kernel.transpose(2, 1, 0)``
 (PyTorch [a, b, k]), every Linear weight as ``kernel.T``, LayerNorm ``scale`` as ``weight``, the token and
 condition tables as ``core.embed_layer.weight`` / ``core.cond_tables.{i}.weight``; the rotary ``inv_freq``
