@@ -1,6 +1,6 @@
 """Float64 NumPy reference of the NT v3 architecture (pre-trained and species-conditioned post-trained).
 
-Written from the architecture (``/work/notes/ntv3_design.md``) and checked against the official JAX/Flax code on
+Written from the architecture (NTv3 paper and the README "NT v3" section) and checked against the official JAX/Flax code on
 tiny random configs (max relative difference <1e-6 vs the official code in float32, ~1e-15 vs it in x64).
 It is the ground truth our torch model is tested against; it needs only NumPy.
 
